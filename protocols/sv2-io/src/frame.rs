@@ -1,0 +1,52 @@
+//! Building SV2 frames from typed messages.
+
+use stratum_core::binary_sv2::{GetSize, Serialize};
+use stratum_core::codec_sv2::{EncodableFrame, MessageFrame, SerializedFrame};
+use stratum_core::framing_sv2::header::Header;
+
+/// A plaintext SV2 frame (header + payload) ready to encrypt, or just decrypted.
+pub type Frame = SerializedFrame;
+
+/// Errors building or reading a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The message could not be serialized.
+    #[error("cannot encode SV2 message type {msg_type:#04x}: {reason}")]
+    Encode {
+        /// Message type that failed.
+        msg_type: u8,
+        /// Codec's reason.
+        reason: String,
+    },
+}
+
+/// Encodes `msg` as a frame of `msg_type` under `extension_type`.
+pub fn encode<T: Serialize + GetSize>(
+    msg: T,
+    msg_type: u8,
+    extension_type: u16,
+    channel_msg: bool,
+) -> Result<Frame, FrameError> {
+    let err = |reason: String| FrameError::Encode { msg_type, reason };
+    let frame = MessageFrame::from_message(msg, msg_type, extension_type, channel_msg)
+        .map_err(|e| err(format!("{e:?}")))?;
+    let mut buf = vec![0u8; frame.encoded_length()];
+    frame
+        .encode_into(&mut buf)
+        .map_err(|e| err(format!("{e:?}")))?;
+    SerializedFrame::from_bytes(buf.into()).map_err(|e| err(format!("size hint {e:?}")))
+}
+
+/// Wraps already-encoded frame bytes (header included), e.g. a message with TLVs appended.
+pub fn from_bytes(bytes: Vec<u8>) -> Result<Frame, FrameError> {
+    SerializedFrame::from_bytes(bytes.into()).map_err(|e| FrameError::Encode {
+        msg_type: 0,
+        reason: format!("size hint {e:?}"),
+    })
+}
+
+/// Header fields that dispatch needs.
+pub fn kind(frame: &Frame) -> (u16, u8) {
+    let h: Header = frame.header();
+    (h.ext_type_without_channel_msg(), h.msg_type())
+}

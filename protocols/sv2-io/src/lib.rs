@@ -1,0 +1,13 @@
+//! Noise-encrypted SV2 frame transport over tokio, shared by every hashpool role.
+//!
+//! A connection is split into a [`FrameReader`] (owned by the task that dispatches incoming
+//! frames) and a [`FrameSender`] (cloneable; a writer task owns the socket's write half), so
+//! any task may send without locking the socket.
+
+pub mod frame;
+pub mod keys;
+pub mod link;
+
+pub use frame::{encode, Frame, FrameError};
+pub use keys::{AuthorityKeypair, AuthorityPublicKey, KeyError};
+pub use link::{accept, connect, FrameReader, FrameSender, LinkError};

@@ -1,0 +1,187 @@
+//! Noise connections: [`accept`] as responder, [`connect`] as initiator with a pinned key.
+
+use crate::frame::Frame;
+use crate::keys::{AuthorityKeypair, AuthorityPublicKey};
+use std::net::SocketAddr;
+use std::time::Duration;
+use stratum_apps::network_helpers::noise_stream::{NoiseTcpReadHalf, NoiseTcpStream};
+use stratum_core::noise_sv2::{Initiator, Responder};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// How long a Noise handshake may take before the peer is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Validity of the certificate a responder signs for each handshake.
+const CERT_VALIDITY: Duration = Duration::from_secs(3600);
+/// Outgoing frames buffered per connection before senders wait.
+const SEND_QUEUE: usize = 4096;
+
+/// Errors of a Noise link.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// TCP connect failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Noise handshake failed (for an initiator: typically the responder's certificate is
+    /// not signed by the pinned authority key).
+    #[error("noise handshake with {peer} failed: {reason}")]
+    Handshake {
+        /// The peer.
+        peer: String,
+        /// Codec's reason.
+        reason: String,
+    },
+    /// The handshake did not finish in time.
+    #[error("noise handshake with {0} timed out")]
+    HandshakeTimeout(String),
+    /// The peer closed the connection or sent an undecryptable frame.
+    #[error("connection to {peer} closed: {reason}")]
+    Closed {
+        /// The peer.
+        peer: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The local writer is gone (connection already closed).
+    #[error("connection to {0} is closed")]
+    SenderClosed(SocketAddr),
+    /// A key could not be used for Noise.
+    #[error("invalid noise key: {0}")]
+    Key(String),
+}
+
+/// Receiving half of a Noise connection.
+pub struct FrameReader {
+    inner: NoiseTcpReadHalf,
+    peer: SocketAddr,
+}
+
+impl FrameReader {
+    /// Next decrypted frame. Any error means the connection is unusable and must be dropped.
+    pub async fn next(&mut self) -> Result<Frame, LinkError> {
+        self.inner.read_frame().await.map_err(|e| LinkError::Closed {
+            peer: self.peer,
+            reason: format!("{e:?}"),
+        })
+    }
+
+    /// Remote address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+/// Cloneable sending half; frames are encrypted and written by a dedicated task.
+#[derive(Clone)]
+pub struct FrameSender {
+    tx: mpsc::Sender<Frame>,
+    peer: SocketAddr,
+}
+
+impl FrameSender {
+    /// Queues a frame; waits if the peer is slow.
+    pub async fn send(&self, frame: Frame) -> Result<(), LinkError> {
+        self.tx
+            .send(frame)
+            .await
+            .map_err(|_| LinkError::SenderClosed(self.peer))
+    }
+
+    /// Queues a frame without waiting; fails if the queue is full or the link closed.
+    pub fn try_send(&self, frame: Frame) -> Result<(), LinkError> {
+        self.tx
+            .try_send(frame)
+            .map_err(|_| LinkError::SenderClosed(self.peer))
+    }
+
+    /// Remote address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True once the writer task ended (socket closed).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+fn spawn_writer(
+    mut writer: stratum_apps::network_helpers::noise_stream::NoiseTcpWriteHalf,
+    peer: SocketAddr,
+) -> FrameSender {
+    let (tx, mut rx) = mpsc::channel::<Frame>(SEND_QUEUE);
+    tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = writer.write_frame(frame).await {
+                tracing::debug!(%peer, error = ?e, "write failed, closing link");
+                break;
+            }
+        }
+        rx.close();
+        let _ = writer.shutdown().await;
+    });
+    FrameSender { tx, peer }
+}
+
+/// Completes a Noise handshake as responder on an accepted socket.
+pub async fn accept(
+    stream: TcpStream,
+    keys: &AuthorityKeypair,
+) -> Result<(FrameReader, FrameSender), LinkError> {
+    let peer = stream
+        .peer_addr()
+        .map_err(|e| LinkError::Key(format!("peer address: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let responder =
+        Responder::from_authority_kp(&keys.public().0, &keys.secret_bytes(), CERT_VALIDITY)
+            .map_err(|e| LinkError::Key(format!("{e:?}")))?;
+    let handshake = NoiseTcpStream::accept(stream, responder, HANDSHAKE_TIMEOUT);
+    let noise = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| LinkError::HandshakeTimeout(peer.to_string()))?
+        .map_err(|e| LinkError::Handshake {
+            peer: peer.to_string(),
+            reason: format!("{e:?}"),
+        })?;
+    let (reader, writer) = noise.into_split();
+    Ok((FrameReader { inner: reader, peer }, spawn_writer(writer, peer)))
+}
+
+/// Connects to `addr` and completes a Noise handshake that only succeeds if the responder's
+/// certificate is signed by `authority`.
+pub async fn connect(
+    addr: &str,
+    authority: &AuthorityPublicKey,
+) -> Result<(FrameReader, FrameSender), LinkError> {
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| LinkError::HandshakeTimeout(addr.to_string()))?
+        .map_err(|source| LinkError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let peer = stream.peer_addr().map_err(|source| LinkError::Connect {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let _ = stream.set_nodelay(true);
+    let initiator =
+        Initiator::from_raw_k(authority.0).map_err(|e| LinkError::Key(format!("{e:?}")))?;
+    let handshake = NoiseTcpStream::connect(stream, initiator, HANDSHAKE_TIMEOUT);
+    let noise = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        .await
+        .map_err(|_| LinkError::HandshakeTimeout(addr.to_string()))?
+        .map_err(|e| LinkError::Handshake {
+            peer: addr.to_string(),
+            reason: format!(
+                "{e:?} (is the server's certificate signed by authority key {authority}?)"
+            ),
+        })?;
+    let (reader, writer) = noise.into_split();
+    Ok((FrameReader { inner: reader, peer }, spawn_writer(writer, peer)))
+}
