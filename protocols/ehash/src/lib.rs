@@ -9,6 +9,7 @@
 //! Both are encoded with `binary_sv2`'s derive codec and framed as ordinary SV2 frames, so they
 //! travel over the same Noise transport as the standard protocols.
 
+pub mod auth;
 pub mod difficulty;
 pub mod messages;
 pub mod tlv;

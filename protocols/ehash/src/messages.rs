@@ -178,6 +178,10 @@ pub fn read_str(s: &Str0255Owned) -> Result<String, FieldError> {
     String::from_utf8(s.as_bytes().to_vec()).map_err(|_| FieldError::NotUtf8)
 }
 
+/// A message that can be put in a frame.
+pub trait Wire: binary_sv2::Serialize + binary_sv2::GetSize {}
+impl<T: binary_sv2::Serialize + binary_sv2::GetSize> Wire for T {}
+
 /// Decodes one of our messages from a frame payload.
 pub fn decode<T>(payload: &mut [u8]) -> Result<T, binary_sv2::Error>
 where

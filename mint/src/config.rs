@@ -1,0 +1,53 @@
+//! Mint role configuration.
+
+use crate::MintError;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use sv2_io::AuthorityPublicKey;
+
+/// Configuration of the mint role (`mint.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintConfig {
+    /// Directory for the database, the seed and the authority key.
+    pub data_dir: PathBuf,
+    /// Where pools connect (Noise).
+    pub link_listen: SocketAddr,
+    /// Where the Cashu HTTP API listens.
+    pub http_listen: SocketAddr,
+    /// Public base URL of the HTTP API, if not `http://<http_listen>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Authority public keys of the pools allowed to request signatures.
+    pub pool_keys: Vec<String>,
+    /// Largest amount exponent of the ehash keyset (at most 62).
+    #[serde(default = "default_max_amount_log2")]
+    pub max_amount_log2: u8,
+    /// Largest number of signatures committed in one database transaction.
+    #[serde(default = "default_signer_batch")]
+    pub signer_batch: usize,
+}
+
+fn default_max_amount_log2() -> u8 {
+    ehash_protocol::difficulty::MAX_AMOUNT_LOG2
+}
+
+fn default_signer_batch() -> usize {
+    512
+}
+
+impl MintConfig {
+    /// Parses `pool_keys`.
+    pub fn allowed_pools(&self) -> Result<Vec<AuthorityPublicKey>, MintError> {
+        self.pool_keys
+            .iter()
+            .map(|k| {
+                k.parse().map_err(|e: sv2_io::KeyError| MintError::Config {
+                    key: "pool_keys",
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+}

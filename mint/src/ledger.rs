@@ -1,0 +1,170 @@
+//! The CDK mint behind the ehash keysets, opened on SQLite in the data directory.
+
+use crate::{MintConfig, MintError};
+use cdk::mint::{Mint, MintBuilder, UnitConfig};
+use cdk::nuts::{CurrencyUnit, Id};
+use cdk_sqlite::MintSqliteDatabase;
+use ehash_protocol::difficulty::MAX_AMOUNT_LOG2;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The ehash unit name (CDK normalises custom units to lower case).
+pub const EHASH_UNIT: &str = "HASH";
+
+/// Counters of the signing path since start.
+#[derive(Debug, Default)]
+pub struct SignCounters {
+    /// Signatures issued.
+    pub signed: AtomicU64,
+    /// Requests refused.
+    pub refused: AtomicU64,
+    /// Database transactions committed by the signer.
+    pub commits: AtomicU64,
+}
+
+/// Snapshot of the mint's books.
+#[derive(Debug, Clone, Serialize)]
+pub struct MintStats {
+    /// Total ehash issued, all ehash keysets (from the database).
+    pub issued: u64,
+    /// Number of blind signatures stored for ehash keysets (from the database).
+    pub signatures: u64,
+    /// Active ehash keyset id.
+    pub active_keyset: String,
+    /// Signatures issued by this process.
+    pub signed_since_start: u64,
+    /// Requests refused by this process.
+    pub refused_since_start: u64,
+    /// Signer commits by this process.
+    pub commits_since_start: u64,
+}
+
+/// The mint's ledger: CDK mint, the ehash unit and counters.
+pub struct EhashLedger {
+    mint: Arc<Mint>,
+    unit: CurrencyUnit,
+    max_amount_log2: u8,
+    /// Counters of the signing path.
+    pub counters: SignCounters,
+}
+
+impl EhashLedger {
+    /// Opens (or creates) the mint database and keysets in `config.data_dir`.
+    pub async fn open(config: &MintConfig, http_url: &str) -> Result<Self, MintError> {
+        if config.max_amount_log2 > MAX_AMOUNT_LOG2 {
+            return Err(MintError::Config {
+                key: "max_amount_log2",
+                reason: format!("must be at most {MAX_AMOUNT_LOG2}"),
+            });
+        }
+        let seed = load_or_create_seed(&config.data_dir.join("mint.seed"))?;
+        let db_path = config.data_dir.join("mint.sqlite");
+        let db = Arc::new(MintSqliteDatabase::new(&db_path).await?);
+        let unit = CurrencyUnit::custom(EHASH_UNIT);
+        let mut builder = MintBuilder::new(db.clone())
+            .with_name("hashpool ehash mint".to_string())
+            .with_description("ehash: one token per accepted mining share".to_string())
+            .with_urls(vec![http_url.to_string()])
+            .with_keyset_v2(Some(true));
+        builder.configure_unit(
+            unit.clone(),
+            UnitConfig {
+                amounts: (0..=config.max_amount_log2).map(|i| 1u64 << i).collect(),
+                input_fee_ppk: 0,
+            },
+        )?;
+        let mint = builder.build_with_seed(db, &seed).await?;
+        mint.start().await?;
+        let ledger = Self {
+            mint: Arc::new(mint),
+            unit,
+            max_amount_log2: config.max_amount_log2,
+            counters: SignCounters::default(),
+        };
+        ledger.active_keyset()?;
+        Ok(ledger)
+    }
+
+    /// The CDK mint.
+    pub fn mint(&self) -> &Arc<Mint> {
+        &self.mint
+    }
+
+    /// The ehash unit.
+    pub fn unit(&self) -> &CurrencyUnit {
+        &self.unit
+    }
+
+    /// Largest amount exponent signed.
+    pub fn max_amount_log2(&self) -> u8 {
+        self.max_amount_log2
+    }
+
+    /// The keyset new shares are signed with.
+    pub fn active_keyset(&self) -> Result<Id, MintError> {
+        self.mint
+            .get_active_keysets()
+            .get(&self.unit)
+            .copied()
+            .ok_or(MintError::Config {
+                key: "unit",
+                reason: "no active ehash keyset".into(),
+            })
+    }
+
+    /// Reads issued totals and signature counts from the database.
+    pub async fn stats(&self) -> Result<MintStats, MintError> {
+        let active = self.active_keyset()?;
+        let issued_by_keyset = self.mint.total_issued().await?;
+        let store = self.mint.localstore();
+        let mut issued = 0u64;
+        let mut signatures = 0u64;
+        for info in self.mint.keysets().keysets {
+            if info.unit != self.unit {
+                continue;
+            }
+            issued += issued_by_keyset
+                .get(&info.id)
+                .map(|a| u64::from(*a))
+                .unwrap_or(0);
+            signatures += store.get_blind_signatures_for_keyset(&info.id).await?.len() as u64;
+        }
+        Ok(MintStats {
+            issued,
+            signatures,
+            active_keyset: active.to_string(),
+            signed_since_start: self.counters.signed.load(Ordering::Relaxed),
+            refused_since_start: self.counters.refused.load(Ordering::Relaxed),
+            commits_since_start: self.counters.commits.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Reads the 64-byte mint seed, creating it (0600) on first run.
+fn load_or_create_seed(path: &Path) -> Result<[u8; 64], MintError> {
+    let io = |source| MintError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(s) => {
+            let bytes = hex::decode(s.trim()).map_err(|e| MintError::Config {
+                key: "mint.seed",
+                reason: format!("{}: {e}", path.display()),
+            })?;
+            bytes.try_into().map_err(|_| MintError::Config {
+                key: "mint.seed",
+                reason: format!("{}: expected 64 bytes", path.display()),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 64];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut seed[..]);
+            sv2_io::keys::write_private(path, &hex::encode(seed)).map_err(io)?;
+            Ok(seed)
+        }
+        Err(e) => Err(io(e)),
+    }
+}

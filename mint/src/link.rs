@@ -1,0 +1,201 @@
+//! The mint link: pools connect over Noise, prove their key, then send sign requests.
+
+use crate::signer::{ShareSigner, SignJob, SignOutcome};
+use crate::EhashLedger;
+use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
+use std::sync::Arc;
+use std::time::Duration;
+use sv2_io::{AuthorityKeypair, AuthorityPublicKey, FrameReader, FrameSender};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts pool connections until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    keys: AuthorityKeypair,
+    pools: Vec<AuthorityPublicKey>,
+    signer: ShareSigner,
+    ledger: Arc<EhashLedger>,
+    http_url: String,
+    shutdown: CancellationToken,
+) {
+    let pools = Arc::new(pools);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "mint link accept failed");
+                continue;
+            }
+        };
+        let ctx = LinkContext {
+            keys: keys.clone(),
+            pools: pools.clone(),
+            signer: signer.clone(),
+            ledger: ledger.clone(),
+            http_url: http_url.clone(),
+        };
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = sd.cancelled() => {}
+                r = ctx.handle(stream) => if let Err(e) = r {
+                    tracing::info!(%peer, error = %e, "mint link closed");
+                }
+            }
+        });
+    }
+}
+
+struct LinkContext {
+    keys: AuthorityKeypair,
+    pools: Arc<Vec<AuthorityPublicKey>>,
+    signer: ShareSigner,
+    ledger: Arc<EhashLedger>,
+    http_url: String,
+}
+
+fn encode<T: m::Wire>(msg: T, t: u8) -> Result<sv2_io::Frame, String> {
+    sv2_io::encode(msg, t, EXTENSION_TYPE_MINT_LINK, false).map_err(|e| e.to_string())
+}
+
+impl LinkContext {
+    async fn handle(self, stream: TcpStream) -> Result<(), String> {
+        let (mut reader, sender) = sv2_io::accept(stream, &self.keys)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pool = self.authenticate(&mut reader, &sender).await?;
+        tracing::info!(peer = %reader.peer(), %pool, "pool authenticated on mint link");
+        let keyset = self.ledger.active_keyset().map_err(|e| e.to_string())?;
+        let ready = m::MintReady {
+            keyset_id: m::b0255(&keyset.to_bytes()).map_err(|e| e.to_string())?,
+            max_amount_log2: self.ledger.max_amount_log2(),
+            http_url: m::str0255(&self.http_url).map_err(|e| e.to_string())?,
+        };
+        sender
+            .send(encode(ready, m::MSG_MINT_READY)?)
+            .await
+            .map_err(|e| e.to_string())?;
+
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let forwarder = tokio::spawn(forward_outcomes(out_rx, sender.clone()));
+        let result = self.serve_requests(&mut reader, out_tx).await;
+        forwarder.abort();
+        result
+    }
+
+    async fn authenticate(
+        &self,
+        reader: &mut FrameReader,
+        sender: &FrameSender,
+    ) -> Result<AuthorityPublicKey, String> {
+        let nonce: [u8; 32] = rand::random();
+        let challenge = m::MintChallenge {
+            nonce: nonce.into(),
+        };
+        sender
+            .send(encode(challenge, m::MSG_MINT_CHALLENGE)?)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut frame = tokio::time::timeout(AUTH_TIMEOUT, reader.next())
+            .await
+            .map_err(|_| "pool did not authenticate in time".to_string())?
+            .map_err(|e| e.to_string())?;
+        let (ext, t) = sv2_io::frame::kind(&frame);
+        if (ext, t) != (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_AUTH) {
+            return Err(format!("expected MintAuth, got ext {ext:#06x} type {t:#04x}"));
+        }
+        let msg: m::MintAuth = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+        let pk = msg.pool_pubkey.to_array();
+        let sig = msg.signature.to_array();
+        let allowed = self.pools.iter().any(|p| p.0 == pk);
+        let valid = auth::verify_challenge(&pk, &sig, &nonce, &self.keys.public().0);
+        if !(allowed && valid) {
+            let code = if allowed { "invalid-signature" } else { "unknown-pool-key" };
+            if let Ok(f) = encode(
+                m::MintAuthError {
+                    error_code: m::str0255(code).map_err(|e| e.to_string())?,
+                },
+                m::MSG_MINT_AUTH_ERROR,
+            ) {
+                let _ = sender.send(f).await;
+            }
+            return Err(format!("pool authentication failed: {code}"));
+        }
+        Ok(AuthorityPublicKey(pk))
+    }
+
+    async fn serve_requests(
+        &self,
+        reader: &mut FrameReader,
+        out: mpsc::UnboundedSender<SignOutcome>,
+    ) -> Result<(), String> {
+        loop {
+            let mut frame = reader.next().await.map_err(|e| e.to_string())?;
+            match sv2_io::frame::kind(&frame) {
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_REQUEST) => {
+                    let req: m::SignRequest =
+                        m::decode(frame.payload()).map_err(|e| format!("bad SignRequest: {e:?}"))?;
+                    let job = SignJob {
+                        request_id: req.request_id,
+                        amount: req.amount,
+                        keyset_id: req.keyset_id.into_bytes(),
+                        blinded: req.blinded.into_bytes(),
+                        reply: out.clone(),
+                    };
+                    if self.signer.submit(job).await.is_err() {
+                        return Err("signer stopped".into());
+                    }
+                }
+                (ext, t) => return Err(format!("unexpected frame ext {ext:#06x} type {t:#04x}")),
+            }
+        }
+    }
+}
+
+async fn forward_outcomes(mut rx: mpsc::UnboundedReceiver<SignOutcome>, sender: FrameSender) {
+    while let Some(outcome) = rx.recv().await {
+        let frame = match outcome_frame(outcome) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode sign outcome");
+                continue;
+            }
+        };
+        if sender.send(frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn outcome_frame(outcome: SignOutcome) -> Result<sv2_io::Frame, String> {
+    match outcome {
+        SignOutcome::Signed {
+            request_id,
+            signature,
+        } => {
+            let dleq = signature.dleq.ok_or("signature without DLEQ")?;
+            let msg = m::SignResponse {
+                request_id,
+                signature: m::b0255(&signature.c.to_bytes()).map_err(|e| e.to_string())?,
+                dleq_e: dleq.e.to_secret_bytes().into(),
+                dleq_s: dleq.s.to_secret_bytes().into(),
+            };
+            encode(msg, m::MSG_SIGN_RESPONSE)
+        }
+        SignOutcome::Refused { request_id, code } => {
+            let msg = m::SignError {
+                request_id,
+                error_code: m::str0255(code).map_err(|e| e.to_string())?,
+            };
+            encode(msg, m::MSG_SIGN_ERROR)
+        }
+    }
+}

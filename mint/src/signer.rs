@@ -1,0 +1,209 @@
+//! `ShareSigner`: signs blinded messages for accepted shares with group commit.
+//!
+//! Requests queue on a channel; one worker takes everything queued (up to `max_batch`), checks
+//! them, signs them and stores all signatures in one SQLite transaction, and only then answers.
+//! A signature is therefore durable before the pool sees it, at one fsync per batch rather than
+//! per share; the blinded message is the table's primary key, so nothing is ever signed twice.
+
+use crate::EhashLedger;
+use cdk::nuts::{BlindSignature, BlindedMessage, Id, PublicKey};
+use cdk::Amount;
+use ehash_protocol::messages as m;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Depth of the request queue.
+const QUEUE: usize = 65_536;
+
+/// One sign request and where to send its outcome.
+pub struct SignJob {
+    /// Requester's id.
+    pub request_id: u64,
+    /// Amount to sign.
+    pub amount: u64,
+    /// Keyset id bytes.
+    pub keyset_id: Vec<u8>,
+    /// B_ bytes.
+    pub blinded: Vec<u8>,
+    /// Outcome channel of the requester.
+    pub reply: mpsc::UnboundedSender<SignOutcome>,
+}
+
+/// Outcome of one request.
+#[derive(Debug, Clone)]
+pub enum SignOutcome {
+    /// Signed and stored.
+    Signed {
+        /// Requester's id.
+        request_id: u64,
+        /// The signature (with DLEQ).
+        signature: BlindSignature,
+    },
+    /// Refused with an `ERR_*` code.
+    Refused {
+        /// Requester's id.
+        request_id: u64,
+        /// Error code.
+        code: &'static str,
+    },
+}
+
+/// Handle to the signing worker.
+#[derive(Clone)]
+pub struct ShareSigner {
+    tx: mpsc::Sender<SignJob>,
+}
+
+impl ShareSigner {
+    /// Starts the worker.
+    pub fn spawn(ledger: Arc<EhashLedger>, max_batch: usize) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(ledger, rx, max_batch.max(1)));
+        Self { tx }
+    }
+
+    /// Queues a request; fails only if the worker stopped.
+    pub async fn submit(&self, job: SignJob) -> Result<(), SignJob> {
+        self.tx.send(job).await.map_err(|e| e.0)
+    }
+}
+
+async fn run(ledger: Arc<EhashLedger>, mut rx: mpsc::Receiver<SignJob>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        sign_batch(&ledger, &mut batch).await;
+        batch.clear();
+    }
+}
+
+struct Checked {
+    job: SignJob,
+    message: BlindedMessage,
+}
+
+fn refuse(ledger: &EhashLedger, job: &SignJob, code: &'static str) {
+    ledger.counters.refused.fetch_add(1, Ordering::Relaxed);
+    let _ = job.reply.send(SignOutcome::Refused {
+        request_id: job.request_id,
+        code,
+    });
+}
+
+/// Checks requests that need no database: keyset, amount, curve point, duplicates in the batch.
+fn check(ledger: &EhashLedger, active: Id, batch: &mut Vec<SignJob>) -> Vec<Checked> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let mut ok = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        let code = match Id::from_bytes(&job.keyset_id) {
+            Ok(id) if id == active => None,
+            _ => Some(m::ERR_UNKNOWN_KEYSET),
+        };
+        let amount_ok = job.amount.is_power_of_two()
+            && job.amount.trailing_zeros() <= u32::from(ledger.max_amount_log2());
+        let code = code.or((!amount_ok).then_some(m::ERR_INVALID_AMOUNT));
+        let point = PublicKey::from_slice(&job.blinded).ok();
+        let code = code.or(point.is_none().then_some(m::ERR_INVALID_POINT));
+        match (code, point) {
+            (None, Some(b)) => {
+                if !seen.insert(b) {
+                    refuse(ledger, &job, m::ERR_ALREADY_SIGNED);
+                    continue;
+                }
+                let message = BlindedMessage::new(Amount::from(job.amount), active, b);
+                ok.push(Checked { job, message });
+            }
+            (code, _) => refuse(ledger, &job, code.unwrap_or(m::ERR_INVALID_POINT)),
+        }
+    }
+    ok
+}
+
+async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
+    let active = match ledger.active_keyset() {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "no active keyset; refusing batch");
+            for job in batch.drain(..) {
+                refuse(ledger, &job, m::ERR_MINT_INTERNAL);
+            }
+            return;
+        }
+    };
+    let checked = check(ledger, active, batch);
+    if checked.is_empty() {
+        return;
+    }
+    match store_signatures(ledger, &checked).await {
+        Ok(results) => {
+            let mut signed = 0u64;
+            for (c, result) in checked.iter().zip(results) {
+                match result {
+                    Some(signature) => {
+                        signed += 1;
+                        let _ = c.job.reply.send(SignOutcome::Signed {
+                            request_id: c.job.request_id,
+                            signature,
+                        });
+                    }
+                    None => refuse(ledger, &c.job, m::ERR_ALREADY_SIGNED),
+                }
+            }
+            ledger.counters.signed.fetch_add(signed, Ordering::Relaxed);
+            ledger.counters.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, batch = checked.len(), "signing batch failed; nothing stored");
+            for c in &checked {
+                refuse(ledger, &c.job, m::ERR_MINT_INTERNAL);
+            }
+        }
+    }
+}
+
+/// Signs the messages not signed before and stores them in one transaction.
+/// Returns, per message, the new signature or `None` if it was already signed.
+async fn store_signatures(
+    ledger: &EhashLedger,
+    checked: &[Checked],
+) -> Result<Vec<Option<BlindSignature>>, String> {
+    let store = ledger.mint().localstore();
+    let mut tx = store.begin_transaction().await.map_err(|e| e.to_string())?;
+    let points: Vec<PublicKey> = checked.iter().map(|c| c.message.blinded_secret).collect();
+    let existing = match tx.get_blind_signatures(&points).await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return Err(e.to_string());
+        }
+    };
+    let fresh: Vec<usize> = (0..checked.len())
+        .filter(|&i| existing.get(i).is_none_or(|s| s.is_none()))
+        .collect();
+    let messages: Vec<BlindedMessage> = fresh.iter().map(|&i| checked[i].message.clone()).collect();
+    let fresh_points: Vec<PublicKey> = fresh.iter().map(|&i| points[i]).collect();
+    let signatures = if messages.is_empty() {
+        Vec::new()
+    } else {
+        match ledger.mint().blind_sign(messages).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e.to_string());
+            }
+        }
+    };
+    if !signatures.is_empty() {
+        if let Err(e) = tx.add_blind_signatures(&fresh_points, &signatures, None).await {
+            let _ = tx.rollback().await;
+            return Err(e.to_string());
+        }
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    let mut out: Vec<Option<BlindSignature>> = vec![None; checked.len()];
+    for (i, s) in fresh.into_iter().zip(signatures) {
+        out[i] = Some(s);
+    }
+    Ok(out)
+}
