@@ -1,0 +1,273 @@
+//! The Template Distribution Protocol server (Noise responder).
+
+use crate::chain::{BlockOutcome, KernelChain};
+use crate::pacing::{difficulty_of, BlockPacer};
+use crate::template::TemplateRecord;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stratum_core::common_messages_sv2::{
+    Protocol, SetupConnectionErrorOwned, SetupConnectionSuccess, MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
+    MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
+};
+use stratum_core::parsers_sv2::{CommonMessages, TemplateDistribution};
+use stratum_core::template_distribution_sv2::{
+    SubmitSolutionOwned, MESSAGE_TYPE_NEW_TEMPLATE, MESSAGE_TYPE_SET_NEW_PREV_HASH,
+};
+use sv2_io::{AuthorityKeypair, FrameReader, FrameSender};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Templates kept for late solutions.
+const KEEP_TEMPLATES: usize = 64;
+
+/// The current work: the template on the tip and the pacing target.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    /// Template on the current tip.
+    pub template: TemplateRecord,
+    /// Block target (little-endian).
+    pub target: [u8; 32],
+}
+
+/// State shared by all TDP connections.
+pub struct TemplateState {
+    /// The chain.
+    pub chain: Arc<KernelChain>,
+    pacer: Mutex<BlockPacer>,
+    templates: Mutex<BTreeMap<u64, TemplateRecord>>,
+    next_id: AtomicU64,
+    current: watch::Sender<Announcement>,
+    /// Blocks accepted since start.
+    pub blocks_accepted: AtomicU64,
+}
+
+fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl TemplateState {
+    /// State on the chain's current tip.
+    pub fn new(chain: Arc<KernelChain>, pacer: BlockPacer) -> Result<Arc<Self>, String> {
+        let tip = chain.tip().map_err(|e| e.to_string())?;
+        let template = TemplateRecord::on_tip(1, &tip, now_secs());
+        let first = Announcement {
+            template: template.clone(),
+            target: pacer.target_le(),
+        };
+        let (current, _) = watch::channel(first);
+        let state = Self {
+            chain,
+            pacer: Mutex::new(pacer),
+            templates: Mutex::new(BTreeMap::from([(1, template)])),
+            next_id: AtomicU64::new(2),
+            current,
+            blocks_accepted: AtomicU64::new(0),
+        };
+        Ok(Arc::new(state))
+    }
+
+    /// Subscribes to announcements.
+    pub fn subscribe(&self) -> watch::Receiver<Announcement> {
+        self.current.subscribe()
+    }
+
+    /// Announces a fresh template on the current tip (after a block or a pacing change).
+    fn announce(&self) -> Result<(), String> {
+        let tip = self.chain.tip().map_err(|e| e.to_string())?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let template = TemplateRecord::on_tip(id, &tip, now_secs());
+        let target = self.pacer.lock().map_err(|_| "pacer poisoned")?.target_le();
+        {
+            let mut t = self.templates.lock().map_err(|_| "templates poisoned")?;
+            t.insert(id, template.clone());
+            while t.len() > KEEP_TEMPLATES {
+                t.pop_first();
+            }
+        }
+        tracing::info!(
+            height = template.height,
+            template_id = id,
+            block_hashes = difficulty_of(&target),
+            "new template"
+        );
+        self.current.send_replace(Announcement { template, target });
+        Ok(())
+    }
+
+    /// Checks the pacer and re-announces with an easier target when blocks stall.
+    pub fn ease_if_stalled(&self) {
+        let eased = self.pacer.lock().map(|mut p| p.ease_if_stalled()).unwrap_or(false);
+        if eased {
+            if let Err(e) = self.announce() {
+                tracing::error!(error = %e, "cannot announce eased template");
+            }
+        }
+    }
+
+    /// Handles a solution: assemble, check the pacing target, give it to the kernel.
+    pub fn submit_solution(&self, s: &SubmitSolutionOwned) -> Result<BlockOutcome, String> {
+        let record = self
+            .templates
+            .lock()
+            .map_err(|_| "templates poisoned")?
+            .get(&s.template_id)
+            .cloned()
+            .ok_or_else(|| format!("unknown template id {}", s.template_id))?;
+        let (raw, hash) = record
+            .assemble(s.version, s.header_timestamp, s.header_nonce, s.coinbase_tx.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let meets = self.pacer.lock().map_err(|_| "pacer poisoned")?.is_met_by(&hash);
+        if !meets {
+            tracing::warn!(template_id = s.template_id, "solution misses the devnet block target");
+            return Ok(BlockOutcome::Rejected);
+        }
+        let outcome = self.chain.submit(&raw).map_err(|e| e.to_string())?;
+        if outcome == BlockOutcome::Accepted {
+            self.blocks_accepted.fetch_add(1, Ordering::Relaxed);
+            let mut shown = hash;
+            shown.reverse();
+            tracing::info!(height = record.height, hash = %hex_string(&shown), "block accepted by the kernel");
+            if let Ok(mut p) = self.pacer.lock() {
+                p.on_block();
+            }
+            self.announce()?;
+        } else {
+            tracing::warn!(height = record.height, ?outcome, "block not connected");
+        }
+        Ok(outcome)
+    }
+}
+
+fn hex_string(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Accepts pool connections until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    keys: AuthorityKeypair,
+    state: Arc<TemplateState>,
+    shutdown: CancellationToken,
+) {
+    let ticker_state = state.clone();
+    let ticker_sd = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = ticker_sd.cancelled() => return,
+                _ = tick.tick() => ticker_state.ease_if_stalled(),
+            }
+        }
+    });
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => { tracing::warn!(error = %e, "TDP accept failed"); continue; }
+            },
+        };
+        let keys = keys.clone();
+        let state = state.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let (reader, sender) = sv2_io::accept(stream, &keys).await.map_err(|e| e.to_string())?;
+                tokio::select! {
+                    _ = sd.cancelled() => Ok(()),
+                    r = serve_pool(reader, sender, state) => r,
+                }
+            };
+            if let Err(e) = result.await {
+                tracing::info!(%peer, error = %e, "TDP connection closed");
+            }
+        });
+    }
+}
+
+async fn send_announcement(sender: &FrameSender, a: &Announcement, future: bool) -> Result<(), String> {
+    let nt = a.template.new_template(future).map_err(|e| e.to_string())?;
+    let snph = a.template.set_new_prev_hash(a.target);
+    let f1 = sv2_io::encode(nt, MESSAGE_TYPE_NEW_TEMPLATE, 0, false).map_err(|e| e.to_string())?;
+    let f2 = sv2_io::encode(snph, MESSAGE_TYPE_SET_NEW_PREV_HASH, 0, false).map_err(|e| e.to_string())?;
+    sender.send(f1).await.map_err(|e| e.to_string())?;
+    sender.send(f2).await.map_err(|e| e.to_string())
+}
+
+async fn serve_pool(
+    mut reader: FrameReader,
+    sender: FrameSender,
+    state: Arc<TemplateState>,
+) -> Result<(), String> {
+    // SetupConnection first.
+    let mut frame = reader.next().await.map_err(|e| e.to_string())?;
+    let (ext, t) = sv2_io::frame::kind(&frame);
+    let setup = match (ext, CommonMessages::try_from((t, frame.payload()))) {
+        (0, Ok(CommonMessages::SetupConnection(s))) => s,
+        _ => return Err(format!("expected SetupConnection, got type {t:#04x}")),
+    };
+    if setup.protocol != Protocol::TemplateDistributionProtocol || setup.min_version > 2 {
+        let err = SetupConnectionErrorOwned {
+            flags: 0,
+            error_code: binary_sv2::Str0255Owned::try_from("unsupported-protocol".to_string())
+                .map_err(|_| "encode")?,
+        };
+        let f = sv2_io::encode(err, MESSAGE_TYPE_SETUP_CONNECTION_ERROR, 0, false).map_err(|e| e.to_string())?;
+        let _ = sender.send(f).await;
+        return Err("peer asked for another protocol".into());
+    }
+    let ok = SetupConnectionSuccess { used_version: 2, flags: 0 };
+    sender
+        .send(sv2_io::encode(ok, MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS, 0, false).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let mut announcements = state.subscribe();
+    let mut started = false;
+    loop {
+        tokio::select! {
+            changed = announcements.changed(), if started => {
+                if changed.is_err() { return Ok(()); }
+                let a = announcements.borrow_and_update().clone();
+                send_announcement(&sender, &a, true).await?;
+            }
+            frame = reader.next() => {
+                let mut frame = frame.map_err(|e| e.to_string())?;
+                let (ext, t) = sv2_io::frame::kind(&frame);
+                if ext != 0 {
+                    tracing::debug!(ext, t, "ignoring extension frame on TDP");
+                    continue;
+                }
+                match TemplateDistribution::try_from((t, frame.payload())) {
+                    Ok(TemplateDistribution::CoinbaseOutputConstraints(c)) => {
+                        tracing::debug!(max_size = c.coinbase_output_max_additional_size, "coinbase output constraints");
+                        if !started {
+                            started = true;
+                            let a = announcements.borrow_and_update().clone();
+                            send_announcement(&sender, &a, true).await?;
+                        }
+                    }
+                    Ok(TemplateDistribution::SubmitSolution(s)) => {
+                        let state = state.clone();
+                        let s = s.into_owned();
+                        let outcome = tokio::task::spawn_blocking(move || state.submit_solution(&s))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if let Err(e) = outcome {
+                            tracing::warn!(error = %e, "solution refused");
+                        }
+                    }
+                    Ok(other) => tracing::debug!(msg = ?other, "ignoring TDP message"),
+                    Err(e) => return Err(format!("malformed TDP frame type {t:#04x}: {e:?}")),
+                }
+            }
+        }
+    }
+}

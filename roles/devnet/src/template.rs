@@ -1,0 +1,132 @@
+//! Coinbase-only block templates and block assembly from a submitted solution.
+
+use crate::chain::{regtest_subsidy, Tip, REGTEST_NBITS};
+use binary_sv2::{B0255Owned, B064KOwned, Seq0255Owned, U256Owned};
+use stratum_core::bitcoin::block::{Header, Version};
+use stratum_core::bitcoin::consensus::{deserialize, serialize};
+use stratum_core::bitcoin::hashes::{sha256d, Hash};
+use stratum_core::bitcoin::script::Builder;
+use stratum_core::bitcoin::{
+    Amount, Block, BlockHash, CompactTarget, ScriptBuf, Transaction, TxMerkleNode, TxOut,
+};
+use stratum_core::template_distribution_sv2::{NewTemplateOwned, SetNewPrevHashOwned};
+
+/// Block version offered (BIP9 base, no signalling).
+pub const BLOCK_VERSION: u32 = 0x2000_0000;
+
+/// Errors turning a solution into a block.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The coinbase bytes do not decode as a transaction.
+    #[error("coinbase does not decode: {0}")]
+    BadCoinbase(String),
+    /// A field could not be encoded.
+    #[error("template field too large: {0}")]
+    Encode(&'static str),
+}
+
+/// What the TP remembers of a template it announced.
+#[derive(Debug, Clone)]
+pub struct TemplateRecord {
+    /// Template id.
+    pub id: u64,
+    /// Parent block.
+    pub prev_hash: [u8; 32],
+    /// Height of the block built on it.
+    pub height: u32,
+    /// Coinbase value available (subsidy + fees).
+    pub value: u64,
+    /// Minimum header time.
+    pub min_time: u32,
+}
+
+impl TemplateRecord {
+    /// A coinbase-only template on `tip`.
+    pub fn on_tip(id: u64, tip: &Tip, now: u32) -> Self {
+        let height = tip.height + 1;
+        Self {
+            id,
+            prev_hash: tip.hash,
+            height,
+            value: regtest_subsidy(height),
+            min_time: now.max(tip.median_time_past + 1),
+        }
+    }
+
+    /// `NewTemplate` for this record.
+    pub fn new_template(&self, future: bool) -> Result<NewTemplateOwned, TemplateError> {
+        let prefix = Builder::new()
+            .push_int(i64::from(self.height))
+            .into_script()
+            .into_bytes();
+        let outputs = serialize(&witness_commitment_output());
+        Ok(NewTemplateOwned {
+            template_id: self.id,
+            future_template: future,
+            version: BLOCK_VERSION,
+            coinbase_tx_version: 2,
+            coinbase_prefix: B0255Owned::try_from(prefix)
+                .map_err(|_| TemplateError::Encode("coinbase_prefix"))?,
+            coinbase_tx_input_sequence: u32::MAX,
+            coinbase_tx_value_remaining: self.value,
+            coinbase_tx_outputs_count: 1,
+            coinbase_tx_outputs: B064KOwned::try_from(outputs)
+                .map_err(|_| TemplateError::Encode("coinbase_tx_outputs"))?,
+            coinbase_tx_locktime: 0,
+            merkle_path: Seq0255Owned::new(Vec::new())
+                .map_err(|_| TemplateError::Encode("merkle_path"))?,
+        })
+    }
+
+    /// `SetNewPrevHash` activating this template, with the pacing `target` (little-endian).
+    pub fn set_new_prev_hash(&self, target_le: [u8; 32]) -> SetNewPrevHashOwned {
+        SetNewPrevHashOwned {
+            template_id: self.id,
+            prev_hash: U256Owned::from(self.prev_hash),
+            header_timestamp: self.min_time,
+            n_bits: REGTEST_NBITS,
+            target: U256Owned::from(target_le),
+        }
+    }
+
+    /// Builds the full block from a solution's header fields and coinbase.
+    pub fn assemble(
+        &self,
+        version: u32,
+        time: u32,
+        nonce: u32,
+        coinbase: &[u8],
+    ) -> Result<(Vec<u8>, [u8; 32]), TemplateError> {
+        let tx: Transaction =
+            deserialize(coinbase).map_err(|e| TemplateError::BadCoinbase(e.to_string()))?;
+        let merkle_root = TxMerkleNode::from_raw_hash(tx.compute_txid().to_raw_hash());
+        let header = Header {
+            version: Version::from_consensus(version as i32),
+            prev_blockhash: BlockHash::from_byte_array(self.prev_hash),
+            merkle_root,
+            time,
+            bits: CompactTarget::from_consensus(REGTEST_NBITS),
+            nonce,
+        };
+        let hash = header.block_hash().to_byte_array();
+        let block = Block {
+            header,
+            txdata: vec![tx],
+        };
+        Ok((serialize(&block), hash))
+    }
+}
+
+/// The BIP141 commitment of a coinbase-only block whose coinbase witness is 32 zero bytes:
+/// witness root = 0 (the coinbase's wtxid counts as zero), commitment = sha256d(root ‖ nonce).
+pub fn witness_commitment_output() -> TxOut {
+    let commitment = sha256d::Hash::hash(&[0u8; 64]).to_byte_array();
+    let mut data = vec![0xaa, 0x21, 0xa9, 0xed];
+    data.extend_from_slice(&commitment);
+    let mut script = vec![0x6a, 0x24];
+    script.extend_from_slice(&data);
+    TxOut {
+        value: Amount::ZERO,
+        script_pubkey: ScriptBuf::from_bytes(script),
+    }
+}
