@@ -50,3 +50,41 @@ pub fn kind(frame: &Frame) -> (u16, u8) {
     let h: Header = frame.header();
     (h.ext_type_without_channel_msg(), h.msg_type())
 }
+
+/// Encodes a standard message (common, mining, template distribution, extensions) using the
+/// message's own type, extension type and channel bit.
+pub fn encode_standard<T>(msg: T) -> Result<Frame, FrameError>
+where
+    T: Serialize + GetSize + stratum_core::parsers_sv2::IsSv2Message,
+{
+    let (t, ext, ch) = (msg.message_type(), msg.extension_type(), msg.channel_bit());
+    encode(msg, t, ext, ch)
+}
+
+/// A `SetupConnection` frame for `protocol` (SV2 version 2) from a hashpool role.
+pub fn setup_connection(
+    protocol: stratum_core::common_messages_sv2::Protocol,
+    flags: u32,
+) -> Result<Frame, FrameError> {
+    use stratum_core::binary_sv2::Str0255Owned;
+    use stratum_core::common_messages_sv2::{SetupConnectionOwned, MESSAGE_TYPE_SETUP_CONNECTION};
+    let s = |v: &str| {
+        Str0255Owned::try_from(v.to_string()).map_err(|_| FrameError::Encode {
+            msg_type: MESSAGE_TYPE_SETUP_CONNECTION,
+            reason: format!("string too long: {v}"),
+        })
+    };
+    let msg = SetupConnectionOwned {
+        protocol,
+        min_version: 2,
+        max_version: 2,
+        flags,
+        endpoint_host: s("")?,
+        endpoint_port: 0,
+        vendor: s("hashpool")?,
+        hardware_version: s("")?,
+        firmware: s(env!("CARGO_PKG_VERSION"))?,
+        device_id: s("")?,
+    };
+    encode(msg, MESSAGE_TYPE_SETUP_CONNECTION, 0, false)
+}

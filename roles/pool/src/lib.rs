@@ -1,0 +1,216 @@
+//! The pool role: an SV2 mining server (Noise responder) that takes work from a template
+//! provider, validates shares with `channels_sv2`, submits blocks, and pays every accepted
+//! share carrying a blinded message with a blind signature from the mint.
+
+pub mod channel;
+pub mod config;
+pub mod downstream;
+pub mod mint_client;
+pub mod stats;
+pub mod tp_client;
+pub mod vardiff;
+pub mod work;
+
+pub use config::PoolConfig;
+pub use stats::{PoolSnapshot, PoolStats};
+
+use ehash_protocol::ShareUnit;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stratum_core::bitcoin::ScriptBuf;
+use stratum_core::channels_sv2::extranonce_manager::ExtranonceAllocator;
+use stratum_core::template_distribution_sv2::SubmitSolutionOwned;
+use sv2_io::{AuthorityKeypair, AuthorityPublicKey};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Errors starting the pool.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Invalid configuration value.
+    #[error("invalid pool config `{key}`: {reason}")]
+    Config {
+        /// Key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Key file.
+    #[error(transparent)]
+    Key(#[from] sv2_io::KeyError),
+    /// Listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Everything connection handlers share.
+pub struct PoolContext {
+    /// Share unit (HASH per expected hashes).
+    pub unit: ShareUnit,
+    /// Coinbase payout script.
+    pub payout: ScriptBuf,
+    /// Current work.
+    pub work: Arc<work::WorkState>,
+    /// Mint link.
+    pub mint: Arc<mint_client::MintLink>,
+    /// Counters.
+    pub stats: Arc<PoolStats>,
+    /// Block solutions to the TP.
+    pub solutions: mpsc::Sender<SubmitSolutionOwned>,
+    /// Extranonce prefixes.
+    pub allocator: Mutex<ExtranonceAllocator>,
+    /// Next channel id.
+    pub next_channel_id: AtomicU32,
+    /// Vardiff target.
+    pub shares_per_minute: f64,
+    /// Vardiff interval.
+    pub vardiff_interval: Duration,
+    /// Coinbase tag.
+    pub pool_tag: String,
+}
+
+/// A running pool.
+pub struct PoolHandle {
+    /// Listening address.
+    pub addr: SocketAddr,
+    /// Authority key translators pin.
+    pub authority: AuthorityPublicKey,
+    /// Counters.
+    pub stats: Arc<PoolStats>,
+    /// Mint link.
+    pub mint: Arc<mint_client::MintLink>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl PoolHandle {
+    /// Stops listening and drops all links.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn config_err(key: &'static str, reason: impl ToString) -> PoolError {
+    PoolError::Config { key, reason: reason.to_string() }
+}
+
+/// Starts the pool.
+pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
+    let keys = AuthorityKeypair::load_or_generate(&config.data_dir.join("authority.key"))?;
+    let unit = ShareUnit::new(config.share_unit_log2).map_err(|e| config_err("share_unit_log2", e))?;
+    let tp_authority: AuthorityPublicKey = config.tp_authority.parse().map_err(|e| config_err("tp_authority", e))?;
+    let mint_authority: AuthorityPublicKey =
+        config.mint_authority.parse().map_err(|e| config_err("mint_authority", e))?;
+    if !(config.shares_per_minute > 0.0 && config.shares_per_minute.is_finite()) {
+        return Err(config_err("shares_per_minute", "must be positive"));
+    }
+    if !(config.vardiff_interval_secs > 0.0 && config.vardiff_interval_secs.is_finite()) {
+        return Err(config_err("vardiff_interval_secs", "must be positive"));
+    }
+    let payout = match &config.payout_script {
+        Some(h) => ScriptBuf::from_bytes(hex::decode(h).map_err(|e| config_err("payout_script", e))?),
+        None => {
+            // P2TR paying the pool's own key: spendable by the operator, nothing to configure.
+            let mut s = vec![0x51, 0x20];
+            s.extend_from_slice(&keys.public().0);
+            ScriptBuf::from_bytes(s)
+        }
+    };
+    let allocator = ExtranonceAllocator::new(vec![], 16, 65_536).map_err(|e| config_err("extranonce", format!("{e:?}")))?;
+    let stats = Arc::new(PoolStats::default());
+    let work = Arc::new(work::WorkState::new());
+    let mint = mint_client::MintLink::new(stats.clone());
+    let (solutions, solutions_rx) = mpsc::channel(64);
+    let ctx = Arc::new(PoolContext {
+        unit,
+        payout: payout.clone(),
+        work: work.clone(),
+        mint: mint.clone(),
+        stats: stats.clone(),
+        solutions,
+        allocator: Mutex::new(allocator),
+        next_channel_id: AtomicU32::new(1),
+        shares_per_minute: config.shares_per_minute,
+        vardiff_interval: Duration::from_secs_f64(config.vardiff_interval_secs),
+        pool_tag: config.pool_tag.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| PoolError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| PoolError::Bind { addr: config.listen, source })?;
+    let shutdown = CancellationToken::new();
+    let outputs = channel::reward_outputs(
+        &stratum_core::template_distribution_sv2::NewTemplateOwned {
+            template_id: 0,
+            future_template: false,
+            version: 0,
+            coinbase_tx_version: 2,
+            coinbase_prefix: binary_sv2::B0255Owned::try_from(Vec::new()).map_err(|_| config_err("tp", "prefix"))?,
+            coinbase_tx_input_sequence: 0,
+            coinbase_tx_value_remaining: 0,
+            coinbase_tx_outputs_count: 0,
+            coinbase_tx_outputs: binary_sv2::B064KOwned::try_from(Vec::new()).map_err(|_| config_err("tp", "outputs"))?,
+            coinbase_tx_locktime: 0,
+            merkle_path: binary_sv2::Seq0255Owned::new(Vec::new()).map_err(|_| config_err("tp", "path"))?,
+        },
+        &payout,
+    );
+    let tasks = vec![
+        tokio::spawn(tp_client::run(
+            config.tp_address.clone(),
+            tp_authority,
+            outputs,
+            work,
+            stats.clone(),
+            solutions_rx,
+            shutdown.clone(),
+        )),
+        tokio::spawn(mint.clone().run(config.mint_address.clone(), mint_authority, keys.clone(), shutdown.clone())),
+        tokio::spawn(accept_loop(listener, keys.clone(), ctx, shutdown.clone())),
+    ];
+    tracing::info!(%addr, authority = %keys.public(), "pool started");
+    Ok(PoolHandle { addr, authority: keys.public(), stats, mint, shutdown, tasks })
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    keys: AuthorityKeypair,
+    ctx: Arc<PoolContext>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+            },
+        };
+        let keys = keys.clone();
+        let ctx = ctx.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            let result = async {
+                let (reader, sender) = sv2_io::accept(stream, &keys).await.map_err(|e| e.to_string())?;
+                tokio::select! {
+                    _ = sd.cancelled() => Ok(()),
+                    r = downstream::serve(ctx, reader, sender) => r,
+                }
+            };
+            match result.await {
+                Ok(()) => tracing::info!(%peer, "downstream disconnected"),
+                Err(e) => tracing::info!(%peer, error = %e, "downstream connection closed"),
+            }
+        });
+    }
+}

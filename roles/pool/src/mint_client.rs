@@ -1,0 +1,279 @@
+//! The pool's link to the mint: authenticates with the pool key, forwards sign requests for
+//! accepted shares and routes signatures back to the connection that submitted the share.
+//! Requests in flight when the link drops are sent again after reconnecting; the mint refuses
+//! a blinded message it already signed, so a resend can never double-issue.
+
+use crate::stats::PoolStats;
+use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use sv2_io::{AuthorityKeypair, AuthorityPublicKey, FrameSender};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// What the mint announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintInfo {
+    /// Active keyset id bytes.
+    pub keyset_id: Vec<u8>,
+    /// Largest amount exponent.
+    pub max_amount_log2: u8,
+    /// Mint HTTP base URL.
+    pub http_url: String,
+}
+
+/// Outcome routed back to a downstream connection.
+#[derive(Debug, Clone)]
+pub enum EhashReply {
+    /// Signed.
+    Signed(m::EhashSignature),
+    /// Refused.
+    Refused {
+        /// Channel.
+        channel_id: u32,
+        /// Share sequence number.
+        sequence_number: u32,
+        /// Error code.
+        code: String,
+    },
+}
+
+/// A request waiting for the mint.
+#[derive(Debug, Clone)]
+pub struct PendingSign {
+    /// Where the outcome goes.
+    pub reply: mpsc::UnboundedSender<EhashReply>,
+    /// Channel of the share.
+    pub channel_id: u32,
+    /// Sequence number of the share.
+    pub sequence_number: u32,
+    /// Amount.
+    pub amount: u64,
+    /// Keyset id.
+    pub keyset_id: Vec<u8>,
+    /// B_.
+    pub blinded: [u8; 33],
+}
+
+/// Errors queuing a sign request.
+#[derive(Debug, thiserror::Error)]
+pub enum MintLinkError {
+    /// No authenticated link right now.
+    #[error("mint link is down")]
+    Unavailable,
+}
+
+/// Shared handle to the mint link.
+pub struct MintLink {
+    info: watch::Sender<Option<MintInfo>>,
+    sender: Mutex<Option<FrameSender>>,
+    pending: Mutex<HashMap<u64, PendingSign>>,
+    next_id: AtomicU64,
+    stats: Arc<PoolStats>,
+}
+
+fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
+    let req = m::SignRequest {
+        request_id: id,
+        amount: p.amount,
+        keyset_id: m::b0255(&p.keyset_id).map_err(|e| e.to_string())?,
+        blinded: m::b0255(&p.blinded).map_err(|e| e.to_string())?,
+    };
+    sv2_io::encode(req, m::MSG_SIGN_REQUEST, EXTENSION_TYPE_MINT_LINK, false).map_err(|e| e.to_string())
+}
+
+impl MintLink {
+    /// A link that is not connected yet.
+    pub fn new(stats: Arc<PoolStats>) -> Arc<Self> {
+        let (info, _) = watch::channel(None);
+        Arc::new(Self {
+            info,
+            sender: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            stats,
+        })
+    }
+
+    /// Watches the mint's announced keyset (None while the link is down).
+    pub fn info(&self) -> watch::Receiver<Option<MintInfo>> {
+        self.info.subscribe()
+    }
+
+    /// Current keyset info, if the link is up.
+    pub fn current(&self) -> Option<MintInfo> {
+        self.info.borrow().clone()
+    }
+
+    /// Queues a sign request.
+    pub fn request(&self, p: PendingSign) -> Result<(), MintLinkError> {
+        let sender = self
+            .sender
+            .lock()
+            .map_err(|_| MintLinkError::Unavailable)?
+            .clone()
+            .ok_or(MintLinkError::Unavailable)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = request_frame(id, &p).map_err(|_| MintLinkError::Unavailable)?;
+        self.pending
+            .lock()
+            .map_err(|_| MintLinkError::Unavailable)?
+            .insert(id, p);
+        // If the queue is gone the request stays pending and is resent on reconnect.
+        let _ = sender.try_send(frame);
+        Ok(())
+    }
+
+    /// Number of requests waiting for the mint.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    fn take(&self, id: u64) -> Option<PendingSign> {
+        self.pending.lock().ok()?.remove(&id)
+    }
+
+    fn on_response(&self, r: m::SignResponse) {
+        let Some(p) = self.take(r.request_id) else {
+            tracing::warn!(request_id = r.request_id, "signature for unknown request");
+            return;
+        };
+        self.stats.ehash_signed.fetch_add(p.amount, Ordering::Relaxed);
+        let sig = (|| {
+            Some(m::EhashSignature {
+                channel_id: p.channel_id,
+                sequence_number: p.sequence_number,
+                amount: p.amount,
+                keyset_id: m::b0255(&p.keyset_id).ok()?,
+                blinded: m::b0255(&p.blinded).ok()?,
+                signature: r.signature,
+                dleq_e: r.dleq_e,
+                dleq_s: r.dleq_s,
+            })
+        })();
+        if let Some(sig) = sig {
+            let _ = p.reply.send(EhashReply::Signed(sig));
+        }
+    }
+
+    fn on_error(&self, e: m::SignError) {
+        let Some(p) = self.take(e.request_id) else { return };
+        let code = m::read_str(&e.error_code).unwrap_or_else(|_| "invalid-utf8".into());
+        self.stats.ehash_refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(channel_id = p.channel_id, sequence_number = p.sequence_number, %code, "mint refused to sign");
+        let _ = p.reply.send(EhashReply::Refused {
+            channel_id: p.channel_id,
+            sequence_number: p.sequence_number,
+            code,
+        });
+    }
+
+    fn set_down(&self) {
+        if let Ok(mut s) = self.sender.lock() {
+            *s = None;
+        }
+        self.info.send_replace(None);
+        self.stats.mint_connected.store(false, Ordering::Relaxed);
+    }
+
+    /// Keeps the link up until shutdown.
+    pub async fn run(
+        self: Arc<Self>,
+        address: String,
+        authority: AuthorityPublicKey,
+        keys: AuthorityKeypair,
+        shutdown: CancellationToken,
+    ) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => { self.set_down(); return; }
+                r = self.session(&address, &authority, &keys) => r,
+            };
+            self.set_down();
+            if let Err(e) = result {
+                tracing::warn!(%address, error = %e, retry_in = ?backoff, "mint link down");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn session(
+        &self,
+        address: &str,
+        authority: &AuthorityPublicKey,
+        keys: &AuthorityKeypair,
+    ) -> Result<(), String> {
+        let (mut reader, sender) = sv2_io::connect(address, authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut frame = reader.next().await.map_err(|e| e.to_string())?;
+        if sv2_io::frame::kind(&frame) != (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_CHALLENGE) {
+            return Err("mint did not send a challenge".into());
+        }
+        let challenge: m::MintChallenge = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+        let kp = keys.keypair().map_err(|e| e.to_string())?;
+        let sig = auth::sign_challenge(&kp, &challenge.nonce.to_array(), &authority.0);
+        let answer = m::MintAuth {
+            pool_pubkey: keys.public().0.into(),
+            signature: sig.into(),
+        };
+        let f = sv2_io::encode(answer, m::MSG_MINT_AUTH, EXTENSION_TYPE_MINT_LINK, false)
+            .map_err(|e| e.to_string())?;
+        sender.send(f).await.map_err(|e| e.to_string())?;
+        let mut frame = reader.next().await.map_err(|e| e.to_string())?;
+        let ready: m::MintReady = match sv2_io::frame::kind(&frame) {
+            (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_READY) => {
+                m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?
+            }
+            (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_AUTH_ERROR) => {
+                let e: m::MintAuthError = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                return Err(format!(
+                    "mint refused the pool key: {}",
+                    m::read_str(&e.error_code).unwrap_or_default()
+                ));
+            }
+            other => return Err(format!("unexpected mint frame {other:?}")),
+        };
+        let info = MintInfo {
+            keyset_id: ready.keyset_id.into_bytes(),
+            max_amount_log2: ready.max_amount_log2,
+            http_url: m::read_str(&ready.http_url).map_err(|e| e.to_string())?,
+        };
+        tracing::info!(%address, keyset = %hex::encode(&info.keyset_id), "mint link up");
+        // Resend whatever was in flight, then open the link to new requests.
+        let resend: Vec<(u64, PendingSign)> = self
+            .pending
+            .lock()
+            .map(|p| p.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default();
+        for (id, p) in &resend {
+            sender.send(request_frame(*id, p)?).await.map_err(|e| e.to_string())?;
+        }
+        if let Ok(mut s) = self.sender.lock() {
+            *s = Some(sender);
+        }
+        self.info.send_replace(Some(info));
+        self.stats.mint_connected.store(true, Ordering::Relaxed);
+        loop {
+            let mut frame = reader.next().await.map_err(|e| e.to_string())?;
+            match sv2_io::frame::kind(&frame) {
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_RESPONSE) => {
+                    let r: m::SignResponse = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                    self.on_response(r);
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_ERROR) => {
+                    let e: m::SignError = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                    self.on_error(e);
+                }
+                other => return Err(format!("unexpected mint frame {other:?}")),
+            }
+        }
+    }
+}

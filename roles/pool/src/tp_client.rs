@@ -1,0 +1,100 @@
+//! Template Distribution client: keeps a link to the template provider, publishes its work
+//! and submits block solutions. Reconnects with backoff.
+
+use crate::stats::PoolStats;
+use crate::work::{WorkEvent, WorkState};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use stratum_core::bitcoin::TxOut;
+use stratum_core::common_messages_sv2::Protocol;
+use stratum_core::parsers_sv2::{CommonMessages, TemplateDistribution};
+use stratum_core::template_distribution_sv2::{
+    SubmitSolutionOwned, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_SUBMIT_SOLUTION,
+};
+use sv2_io::AuthorityPublicKey;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the TP link until shutdown.
+pub async fn run(
+    address: String,
+    authority: AuthorityPublicKey,
+    outputs: Vec<TxOut>,
+    work: Arc<WorkState>,
+    stats: Arc<PoolStats>,
+    mut solutions: mpsc::Receiver<SubmitSolutionOwned>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let session = session(&address, &authority, &outputs, &work, &stats, &mut solutions);
+        let result = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = session => r,
+        };
+        stats.tp_connected.store(false, Ordering::Relaxed);
+        match result {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => tracing::warn!(%address, error = %e, retry_in = ?backoff, "template provider link down"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn session(
+    address: &str,
+    authority: &AuthorityPublicKey,
+    outputs: &[TxOut],
+    work: &WorkState,
+    stats: &PoolStats,
+    solutions: &mut mpsc::Receiver<SubmitSolutionOwned>,
+) -> Result<(), String> {
+    let (mut reader, sender) = sv2_io::connect(address, authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let frame = sv2_io::frame::setup_connection(Protocol::TemplateDistributionProtocol, 0)
+        .map_err(|e| e.to_string())?;
+    sender.send(frame).await.map_err(|e| e.to_string())?;
+    let mut reply = reader.next().await.map_err(|e| e.to_string())?;
+    let (_, t) = sv2_io::frame::kind(&reply);
+    match CommonMessages::try_from((t, reply.payload())) {
+        Ok(CommonMessages::SetupConnectionSuccess(_)) => {}
+        other => return Err(format!("template provider refused setup: {other:?}")),
+    }
+    let constraints =
+        stratum_apps::coinbase_output_constraints::coinbase_output_constraints_message(outputs.to_vec());
+    let frame = sv2_io::encode(constraints, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, 0, false)
+        .map_err(|e| e.to_string())?;
+    sender.send(frame).await.map_err(|e| e.to_string())?;
+    stats.tp_connected.store(true, Ordering::Relaxed);
+    tracing::info!(%address, "template provider link up");
+    loop {
+        tokio::select! {
+            solution = solutions.recv() => {
+                let Some(s) = solution else { return Ok(()) };
+                let frame = sv2_io::encode(s, MESSAGE_TYPE_SUBMIT_SOLUTION, 0, false).map_err(|e| e.to_string())?;
+                sender.send(frame).await.map_err(|e| e.to_string())?;
+            }
+            frame = reader.next() => {
+                let mut frame = frame.map_err(|e| e.to_string())?;
+                let (ext, t) = sv2_io::frame::kind(&frame);
+                if ext != 0 { continue; }
+                match TemplateDistribution::try_from((t, frame.payload())) {
+                    Ok(TemplateDistribution::NewTemplate(nt)) => {
+                        work.publish(WorkEvent::Template(nt.into_owned()));
+                    }
+                    Ok(TemplateDistribution::SetNewPrevHash(p)) => {
+                        work.publish(WorkEvent::PrevHash(p.into_owned()));
+                    }
+                    Ok(other) => tracing::debug!(msg = ?other, "ignoring TDP message"),
+                    Err(e) => return Err(format!("malformed TDP frame {t:#04x}: {e:?}")),
+                }
+            }
+        }
+    }
+}

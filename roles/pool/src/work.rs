@@ -1,0 +1,89 @@
+//! The work the template provider hands out, shared with every downstream connection.
+
+use std::sync::Mutex;
+use stratum_core::template_distribution_sv2::{NewTemplateOwned, SetNewPrevHashOwned};
+use tokio::sync::broadcast;
+
+/// A change of work, broadcast to connections.
+#[derive(Debug, Clone)]
+pub enum WorkEvent {
+    /// A new (future or active) template.
+    Template(NewTemplateOwned),
+    /// A new chain tip activating a future template.
+    PrevHash(SetNewPrevHashOwned),
+}
+
+/// What a newly opened channel needs to start mining.
+#[derive(Debug, Clone, Default)]
+pub struct WorkSnapshot {
+    /// Last future template (activated by `prev_hash`).
+    pub future: Option<NewTemplateOwned>,
+    /// Last prev hash.
+    pub prev_hash: Option<SetNewPrevHashOwned>,
+    /// Last non-future template on the current tip.
+    pub active: Option<NewTemplateOwned>,
+}
+
+/// Current work plus a broadcast of changes.
+pub struct WorkState {
+    snapshot: Mutex<WorkSnapshot>,
+    values: Mutex<std::collections::BTreeMap<u64, u64>>,
+    events: broadcast::Sender<WorkEvent>,
+}
+
+impl Default for WorkState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WorkState {
+    /// Empty state.
+    pub fn new() -> Self {
+        let (events, _) = broadcast::channel(256);
+        Self {
+            snapshot: Mutex::new(WorkSnapshot::default()),
+            values: Mutex::new(std::collections::BTreeMap::new()),
+            events,
+        }
+    }
+
+    /// Subscribes and returns the snapshot taken atomically with the subscription.
+    pub fn subscribe(&self) -> (WorkSnapshot, broadcast::Receiver<WorkEvent>) {
+        let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        (guard.clone(), self.events.subscribe())
+    }
+
+    /// Block target (little-endian) of the current tip, from the TP's `SetNewPrevHash`.
+    pub fn block_target(&self) -> Option<[u8; 32]> {
+        let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        guard.prev_hash.as_ref().map(|p| p.target.to_array())
+    }
+
+    /// Coinbase value (subsidy + fees) of a recent template.
+    pub fn template_value(&self, template_id: u64) -> Option<u64> {
+        let guard = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        guard.get(&template_id).copied()
+    }
+
+    /// Records and broadcasts an event.
+    pub fn publish(&self, event: WorkEvent) {
+        if let WorkEvent::Template(t) = &event {
+            let mut v = self.values.lock().unwrap_or_else(|p| p.into_inner());
+            v.insert(t.template_id, t.coinbase_tx_value_remaining);
+            while v.len() > 256 {
+                v.pop_first();
+            }
+        }
+        let mut guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        match &event {
+            WorkEvent::Template(t) if t.future_template => guard.future = Some(t.clone()),
+            WorkEvent::Template(t) => guard.active = Some(t.clone()),
+            WorkEvent::PrevHash(p) => {
+                guard.prev_hash = Some(p.clone());
+                guard.active = None;
+            }
+        }
+        let _ = self.events.send(event);
+    }
+}
