@@ -1,0 +1,158 @@
+//! The translator role: SV1 miners in, one SV2 extended channel (Noise, pinned pool key) out,
+//! and the ehash wallet that turns every accepted share into a verified proof.
+
+pub mod bridge;
+pub mod config;
+pub mod stats;
+pub mod sv1;
+pub mod upstream;
+pub mod wallet;
+
+pub use config::TranslatorConfig;
+pub use stats::{TranslatorSnapshot, TranslatorStats};
+pub use wallet::EhashWallet;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use sv2_io::AuthorityPublicKey;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Errors starting the translator.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslatorError {
+    /// Invalid configuration value.
+    #[error("invalid translator config `{key}`: {reason}")]
+    Config {
+        /// Key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Wallet.
+    #[error(transparent)]
+    Wallet(#[from] wallet::WalletError),
+}
+
+/// A running translator.
+pub struct TranslatorHandle {
+    /// SV1 listening address.
+    pub sv1_addr: SocketAddr,
+    /// Counters.
+    pub stats: Arc<TranslatorStats>,
+    /// The wallet, once the mint is known.
+    pub wallet: watch::Receiver<Option<Arc<EhashWallet>>>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TranslatorHandle {
+    /// Stops the translator.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the translator.
+pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, TranslatorError> {
+    let authority: AuthorityPublicKey = config.pool_authority.parse().map_err(|e: sv2_io::KeyError| {
+        TranslatorError::Config { key: "pool_authority", reason: e.to_string() }
+    })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| TranslatorError::Config {
+        key: "data_dir",
+        reason: format!("{}: {e}", config.data_dir.display()),
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.sv1_listen)
+        .await
+        .map_err(|source| TranslatorError::Bind { addr: config.sv1_listen, source })?;
+    let sv1_addr = listener
+        .local_addr()
+        .map_err(|source| TranslatorError::Bind { addr: config.sv1_listen, source })?;
+    let stats = Arc::new(TranslatorStats::default());
+    let (wallet_tx, wallet_rx) = watch::channel(None);
+    let (mint_url_tx, mint_url_rx) = watch::channel(config.mint_url.clone());
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let shutdown = CancellationToken::new();
+    let bridge = bridge::Bridge::new(wallet_rx.clone(), mint_url_tx, stats.clone());
+    let mut tasks = vec![tokio::spawn(bridge.run(events_rx))];
+    tasks.push(tokio::spawn(open_wallet(config.data_dir.clone(), mint_url_rx, wallet_tx, shutdown.clone())));
+    tasks.push(tokio::spawn(upstream::run(
+        config.pool_address.clone(),
+        authority,
+        config.user_identity.clone(),
+        config.nominal_hashrate,
+        events_tx.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(accept_miners(listener, events_tx, shutdown.clone())));
+    tracing::info!(%sv1_addr, pool = %config.pool_address, "translator started");
+    Ok(TranslatorHandle { sv1_addr, stats, wallet: wallet_rx, shutdown, tasks })
+}
+
+/// Opens the wallet once the mint URL is known, and restores what the mint signed for us.
+async fn open_wallet(
+    data_dir: std::path::PathBuf,
+    mut mint_url: watch::Receiver<Option<String>>,
+    wallet: watch::Sender<Option<Arc<EhashWallet>>>,
+    shutdown: CancellationToken,
+) {
+    let url = loop {
+        if let Some(u) = mint_url.borrow_and_update().clone() {
+            break u;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = mint_url.changed() => if r.is_err() { return },
+        }
+    };
+    let w = match EhashWallet::open(&data_dir, &url).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the ehash wallet; shares will carry no ehash");
+            return;
+        }
+    };
+    wallet.send_replace(Some(w.clone()));
+    match w.restore().await {
+        Ok(unspent) => tracing::info!(restored_unspent = unspent, "wallet restored from the mint"),
+        Err(e) => tracing::warn!(error = %e, "wallet restore failed"),
+    }
+}
+
+async fn accept_miners(
+    listener: tokio::net::TcpListener,
+    events: mpsc::Sender<bridge::BridgeEvent>,
+    shutdown: CancellationToken,
+) {
+    let next = AtomicU64::new(1);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => { tracing::warn!(error = %e, "SV1 accept failed"); continue; }
+            },
+        };
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        let events = events.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = sd.cancelled() => {}
+                _ = sv1::serve_miner(id, stream, peer, events) => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,35 @@
+//! Translator configuration.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Configuration of the translator role (`translator.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslatorConfig {
+    /// Directory of the wallet database and seed.
+    pub data_dir: PathBuf,
+    /// Where SV1 miners connect.
+    pub sv1_listen: SocketAddr,
+    /// Pool address.
+    pub pool_address: String,
+    /// Pool authority public key (the translator refuses any other pool).
+    pub pool_authority: String,
+    /// User identity sent upstream.
+    #[serde(default = "default_user")]
+    pub user_identity: String,
+    /// Expected hashrate of all miners behind this translator (H/s), for the first target.
+    #[serde(default = "default_hashrate")]
+    pub nominal_hashrate: f32,
+    /// Mint HTTP URL override (default: the URL the pool announces).
+    #[serde(default)]
+    pub mint_url: Option<String>,
+}
+
+fn default_user() -> String {
+    "hashpool-translator".into()
+}
+fn default_hashrate() -> f32 {
+    1_000_000.0
+}

@@ -1,0 +1,58 @@
+//! Translator counters.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters.
+#[derive(Debug, Default)]
+pub struct TranslatorStats {
+    /// Shares forwarded upstream.
+    pub shares_submitted: AtomicU64,
+    /// Shares the pool accepted.
+    pub shares_accepted: AtomicU64,
+    /// Shares the pool rejected.
+    pub shares_rejected: AtomicU64,
+    /// Sum of amounts of accepted shares (from SubmitSharesSuccess).
+    pub accepted_amount: AtomicU64,
+    /// Ehash received, verified and stored.
+    pub ehash_received: AtomicU64,
+    /// Signatures that failed verification or came back as errors.
+    pub ehash_errors: AtomicU64,
+    /// SV1 miners connected now.
+    pub miners: AtomicU64,
+}
+
+/// Snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranslatorSnapshot {
+    /// Shares forwarded.
+    pub shares_submitted: u64,
+    /// Shares accepted.
+    pub shares_accepted: u64,
+    /// Shares rejected.
+    pub shares_rejected: u64,
+    /// Accepted amount.
+    pub accepted_amount: u64,
+    /// Ehash received.
+    pub ehash_received: u64,
+    /// Ehash errors.
+    pub ehash_errors: u64,
+    /// Miners.
+    pub miners: u64,
+}
+
+impl TranslatorStats {
+    /// Snapshot.
+    pub fn snapshot(&self) -> TranslatorSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TranslatorSnapshot {
+            shares_submitted: l(&self.shares_submitted),
+            shares_accepted: l(&self.shares_accepted),
+            shares_rejected: l(&self.shares_rejected),
+            accepted_amount: l(&self.accepted_amount),
+            ehash_received: l(&self.ehash_received),
+            ehash_errors: l(&self.ehash_errors),
+            miners: l(&self.miners),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The ehash wallet: a CDK wallet on SQLite whose outputs are derived from the seed (NUT-13),
+//! so anything the mint signed can be restored (NUT-09) after a crash or a lost ack.
+
+use cdk::dhke::{blind_message, construct_proofs};
+use cdk::mint_url::MintUrl;
+use cdk::nuts::{
+    BlindSignature, BlindSignatureDleq, CurrencyUnit, Id, Keys, PublicKey, SecretKey, State,
+};
+use cdk::secret::Secret;
+use cdk::types::ProofInfo;
+use cdk::wallet::{Wallet, WalletBuilder};
+use cdk::Amount;
+use cdk_sqlite::WalletSqliteDatabase;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Errors of the wallet.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// Seed file problem.
+    #[error("wallet seed {path}: {reason}")]
+    Seed {
+        /// File.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// CDK wallet error.
+    #[error("cdk wallet: {0}")]
+    Cdk(#[from] cdk::Error),
+    /// Wallet database error.
+    #[error("wallet database: {0}")]
+    Database(#[from] cdk::cdk_database::Error),
+    /// A signature did not verify or does not match what we sent.
+    #[error("rejected signature: {0}")]
+    BadSignature(String),
+    /// Derivation failed.
+    #[error("derivation: {0}")]
+    Derive(String),
+}
+
+/// A blinded message we sent and the secrets to unblind its signature.
+#[derive(Clone)]
+struct Outstanding {
+    keyset: Id,
+    secret: Secret,
+    r: SecretKey,
+    blinded: PublicKey,
+    counter: u32,
+}
+
+/// The translator's ehash wallet.
+pub struct EhashWallet {
+    wallet: Wallet,
+    seed: [u8; 64],
+    keys: Mutex<HashMap<Id, Keys>>,
+    outstanding: Mutex<HashMap<[u8; 33], Outstanding>>,
+}
+
+/// Reads the 64-byte wallet seed, creating it (0600) on first run.
+fn load_or_create_seed(path: &Path) -> Result<[u8; 64], WalletError> {
+    let err = |reason: String| WalletError::Seed {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(s) => hex::decode(s.trim())
+            .map_err(|e| err(e.to_string()))?
+            .try_into()
+            .map_err(|_| err("expected 64 bytes".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 64];
+            rand::Rng::fill(&mut rand::thread_rng(), &mut seed[..]);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+            }
+            sv2_io::keys::write_private(path, &hex::encode(seed)).map_err(|e| err(e.to_string()))?;
+            Ok(seed)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+impl EhashWallet {
+    /// Opens the wallet in `data_dir` for the mint at `mint_url`.
+    pub async fn open(data_dir: &Path, mint_url: &str) -> Result<Arc<Self>, WalletError> {
+        let seed = load_or_create_seed(&data_dir.join("wallet.seed"))?;
+        let db = Arc::new(WalletSqliteDatabase::new(&data_dir.join("wallet.sqlite")).await?);
+        let url: MintUrl = mint_url
+            .parse()
+            .map_err(|e| WalletError::Derive(format!("mint url {mint_url}: {e}")))?;
+        let wallet = WalletBuilder::new()
+            .mint_url(url)
+            .unit(CurrencyUnit::custom("HASH"))
+            .localstore(db)
+            .seed(seed)
+            .without_rate_limiting()
+            .build()?;
+        Ok(Arc::new(Self {
+            wallet,
+            seed,
+            keys: Mutex::new(HashMap::new()),
+            outstanding: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The CDK wallet (balance, restore, checkstate).
+    pub fn cdk(&self) -> &Wallet {
+        &self.wallet
+    }
+
+    async fn keys(&self, keyset: Id) -> Result<Keys, WalletError> {
+        if let Some(k) = self.keys.lock().ok().and_then(|m| m.get(&keyset).cloned()) {
+            return Ok(k);
+        }
+        let ks = self.wallet.keyset(keyset).await?;
+        if let Ok(mut m) = self.keys.lock() {
+            m.insert(keyset, ks.keys.clone());
+        }
+        Ok(ks.keys)
+    }
+
+    /// Derives the next blinded message for `keyset`, reserving its counter durably first.
+    pub async fn next_blinded(&self, keyset: Id) -> Result<[u8; 33], WalletError> {
+        let end = self.wallet.localstore.increment_keyset_counter(&keyset, 1).await?;
+        let counter = end.saturating_sub(1);
+        let secret =
+            Secret::from_seed(&self.seed, keyset, counter).map_err(|e| WalletError::Derive(e.to_string()))?;
+        let r = SecretKey::from_seed(&self.seed, keyset, counter)
+            .map_err(|e| WalletError::Derive(e.to_string()))?;
+        let (blinded, r) =
+            blind_message(&secret.to_bytes(), Some(r)).map_err(|e| WalletError::Derive(e.to_string()))?;
+        let bytes = blinded.to_bytes();
+        if let Ok(mut o) = self.outstanding.lock() {
+            o.insert(bytes, Outstanding { keyset, secret, r, blinded, counter });
+        }
+        Ok(bytes)
+    }
+
+    /// Forgets a blinded message whose share was rejected (its counter stays used; restore
+    /// skips the gap).
+    pub fn discard(&self, blinded: &[u8; 33]) {
+        if let Ok(mut o) = self.outstanding.lock() {
+            o.remove(blinded);
+        }
+    }
+
+    /// Verifies (DLEQ), unblinds and stores the proof for a signature on `blinded`.
+    pub async fn receive_signature(
+        &self,
+        blinded: &[u8; 33],
+        amount: u64,
+        c: &[u8],
+        dleq_e: [u8; 32],
+        dleq_s: [u8; 32],
+    ) -> Result<u64, WalletError> {
+        let out = self
+            .outstanding
+            .lock()
+            .ok()
+            .and_then(|mut o| o.remove(blinded))
+            .ok_or_else(|| WalletError::BadSignature("signature for a blinded message we did not send".into()))?;
+        let bad = |e: String| WalletError::BadSignature(e);
+        let sig = BlindSignature {
+            amount: Amount::from(amount),
+            keyset_id: out.keyset,
+            c: PublicKey::from_slice(c).map_err(|e| bad(e.to_string()))?,
+            dleq: Some(BlindSignatureDleq {
+                e: SecretKey::from_slice(&dleq_e).map_err(|e| bad(e.to_string()))?,
+                s: SecretKey::from_slice(&dleq_s).map_err(|e| bad(e.to_string()))?,
+            }),
+        };
+        let keys = self.keys(out.keyset).await?;
+        let key = keys
+            .amount_key(Amount::from(amount))
+            .ok_or_else(|| bad(format!("keyset has no key for amount {amount}")))?;
+        sig.verify_dleq(key, out.blinded).map_err(|e| bad(format!("DLEQ: {e}")))?;
+        let proofs = construct_proofs(vec![sig], vec![out.r], vec![out.secret], &keys)
+            .map_err(|e| bad(e.to_string()))?;
+        let infos = proofs
+            .into_iter()
+            .map(|p| {
+                ProofInfo::new(p, self.wallet.mint_url.clone(), State::Unspent, self.wallet.unit.clone())
+                    .map(|i| i.with_derivation_index(out.counter))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.wallet.localstore.update_proofs(infos, vec![]).await?;
+        Ok(amount)
+    }
+
+    /// Recovers every proof the mint signed for our seed (NUT-09), e.g. after a crash.
+    pub async fn restore(&self) -> Result<u64, WalletError> {
+        let restored = self.wallet.restore().await?;
+        Ok(u64::from(restored.unspent))
+    }
+
+    /// Unspent ehash in the wallet.
+    pub async fn balance(&self) -> Result<u64, WalletError> {
+        Ok(u64::from(self.wallet.total_balance().await?))
+    }
+
+    /// Checks every stored proof at the mint (NUT-07); returns (proofs, unspent).
+    pub async fn check_unspent(&self) -> Result<(usize, usize), WalletError> {
+        let proofs = self.wallet.get_unspent_proofs().await?;
+        let n = proofs.len();
+        if n == 0 {
+            return Ok((0, 0));
+        }
+        let states = self.wallet.check_proofs_spent(proofs).await?;
+        Ok((n, states.iter().filter(|s| s.state == State::Unspent).count()))
+    }
+
+    /// Verifies the DLEQ of every stored proof; returns how many verified.
+    pub async fn verify_all(&self) -> Result<usize, WalletError> {
+        let proofs = self.wallet.get_unspent_proofs().await?;
+        let mut ok = 0;
+        for p in proofs {
+            let keys = self.keys(p.keyset_id).await?;
+            let Some(key) = keys.amount_key(p.amount) else { continue };
+            if p.verify_dleq(key).is_ok() {
+                ok += 1;
+            }
+        }
+        Ok(ok)
+    }
+}
+
