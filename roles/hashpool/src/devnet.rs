@@ -1,0 +1,261 @@
+//! `hashpool devnet`: template provider, mint, pool, translator and CPU miners in one process,
+//! talking over loopback TCP with Noise exactly as separate processes would.
+
+use hashpool_devnet::{TemplateProviderConfig, TemplateProviderHandle};
+use hashpool_mint::{MintConfig, MintHandle};
+use hashpool_miner::{MinerOptions, MinerStats};
+use hashpool_pool::{PoolConfig, PoolHandle};
+use hashpool_translator::{TranslatorConfig, TranslatorHandle};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use sv2_io::AuthorityKeypair;
+use tokio_util::sync::CancellationToken;
+
+/// Options of the devnet stack.
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// Root data directory.
+    pub data_dir: PathBuf,
+    /// CPU miners to start.
+    pub miners: u32,
+    /// Hashing threads per miner.
+    pub threads: u32,
+    /// Target seconds between blocks.
+    pub block_interval_secs: f64,
+    /// Expected hashes per block at start.
+    pub initial_block_hashes: f64,
+    /// log2 of expected hashes per HASH.
+    pub share_unit_log2: u8,
+    /// Shares per minute vardiff aims at.
+    pub shares_per_minute: f64,
+    /// Seconds between vardiff checks.
+    pub vardiff_interval_secs: f64,
+    /// Bind everything to port 0 (tests) instead of the fixed devnet ports.
+    pub ephemeral_ports: bool,
+}
+
+impl Default for DevnetOptions {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".hashpool/devnet"),
+            miners: 1,
+            threads: 1,
+            block_interval_secs: 10.0,
+            initial_block_hashes: 4_000_000.0,
+            share_unit_log2: 12,
+            shares_per_minute: 30.0,
+            vardiff_interval_secs: 5.0,
+            ephemeral_ports: false,
+        }
+    }
+}
+
+/// The JSON line `hashpool devnet --until-blocks` ends with.
+#[derive(Debug, Clone, Serialize)]
+pub struct DevnetReport {
+    /// Shares the pool accepted.
+    pub shares_accepted: u64,
+    /// Sum of ehash amounts of accepted shares the pool sent to the mint.
+    pub ehash_accepted: u64,
+    /// The mint's own issued total.
+    pub ehash_issued: u64,
+    /// The wallet's balance.
+    pub wallet_balance: u64,
+    /// Proofs in the wallet.
+    pub wallet_proofs: u64,
+    /// Wallet proofs whose DLEQ verified.
+    pub wallet_proofs_dleq_ok: u64,
+    /// Blocks found by the pool.
+    pub blocks_found: u64,
+    /// The kernel's active height.
+    pub chain_height: u32,
+    /// Wallet proofs the mint reported UNSPENT (HTTP checkstate).
+    pub unspent_checked: u64,
+}
+
+/// A running stack.
+pub struct DevnetStack {
+    /// Template provider.
+    pub tp: TemplateProviderHandle,
+    /// Mint.
+    pub mint: MintHandle,
+    /// Pool.
+    pub pool: PoolHandle,
+    /// Translator.
+    pub translator: TranslatorHandle,
+    /// Miner counters.
+    pub miner_stats: Vec<Arc<MinerStats>>,
+    miners_stop: CancellationToken,
+    miner_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn addr(ephemeral: bool, port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], if ephemeral { 0 } else { port }))
+}
+
+impl DevnetStack {
+    /// Starts every role.
+    pub async fn start(o: &DevnetOptions) -> anyhow::Result<Self> {
+        let d = &o.data_dir;
+        let e = o.ephemeral_ports;
+        let tp = hashpool_devnet::start(TemplateProviderConfig {
+            data_dir: d.join("template-provider"),
+            listen: addr(e, 18442),
+            block_interval_secs: o.block_interval_secs,
+            initial_block_hashes: o.initial_block_hashes,
+        })
+        .await?;
+        // The mint must know the pool's key before the pool starts: create it now.
+        let pool_keys = AuthorityKeypair::load_or_generate(&d.join("pool").join("authority.key"))?;
+        let mint = hashpool_mint::start(MintConfig {
+            data_dir: d.join("mint"),
+            link_listen: addr(e, 18443),
+            http_listen: addr(e, 13338),
+            public_url: None,
+            pool_keys: vec![pool_keys.public().to_string()],
+            max_amount_log2: ehash_protocol::difficulty::MAX_AMOUNT_LOG2,
+            signer_batch: 512,
+        })
+        .await?;
+        let pool = hashpool_pool::start(PoolConfig {
+            data_dir: d.join("pool"),
+            listen: addr(e, 13333),
+            tp_address: tp.addr.to_string(),
+            tp_authority: tp.authority.to_string(),
+            mint_address: mint.link_addr.to_string(),
+            mint_authority: mint.authority.to_string(),
+            pool_tag: "hashpool".into(),
+            payout_script: None,
+            share_unit_log2: o.share_unit_log2,
+            shares_per_minute: o.shares_per_minute,
+            vardiff_interval_secs: o.vardiff_interval_secs,
+        })
+        .await?;
+        let translator = hashpool_translator::start(TranslatorConfig {
+            data_dir: d.join("translator"),
+            sv1_listen: addr(e, 34255),
+            pool_address: pool.addr.to_string(),
+            pool_authority: pool.authority.to_string(),
+            user_identity: "devnet".into(),
+            nominal_hashrate: 500_000.0 * (o.miners * o.threads) as f32,
+            mint_url: None,
+        })
+        .await?;
+        let mut stack = Self {
+            tp,
+            mint,
+            pool,
+            translator,
+            miner_stats: Vec::new(),
+            miners_stop: CancellationToken::new(),
+            miner_tasks: Vec::new(),
+        };
+        for i in 0..o.miners {
+            stack.add_miner(&format!("devnet.worker{i}"), o.threads);
+        }
+        Ok(stack)
+    }
+
+    /// Starts one more CPU miner against the translator.
+    pub fn add_miner(&mut self, user: &str, threads: u32) {
+        let stats = Arc::new(MinerStats::default());
+        let opts = MinerOptions { url: self.translator.sv1_addr.to_string(), user: user.into(), threads };
+        self.miner_tasks
+            .push(tokio::spawn(hashpool_miner::run(opts, stats.clone(), self.miners_stop.child_token())));
+        self.miner_stats.push(stats);
+    }
+
+    /// Blocks found so far.
+    pub fn blocks_found(&self) -> u64 {
+        self.pool.stats.snapshot().blocks_found
+    }
+
+    /// Hashes per second of all miners since `since` given a previous hash count.
+    pub fn total_hashes(&self) -> u64 {
+        self.miner_stats.iter().map(|s| s.hashes.load(Ordering::Relaxed)).sum()
+    }
+
+    /// One status line.
+    pub async fn status_line(&self, hashrate: f64) -> String {
+        let p = self.pool.stats.snapshot();
+        let balance = match self.translator.wallet.borrow().clone() {
+            Some(w) => w.balance().await.unwrap_or(0),
+            None => 0,
+        };
+        let height = self.tp.state.chain.tip().map(|t| t.height).unwrap_or(0);
+        format!(
+            "hashrate={:.2}MH/s shares_accepted={} shares_rejected={} ehash_balance={} blocks={} height={}",
+            hashrate / 1e6,
+            p.shares_accepted,
+            p.shares_rejected,
+            balance,
+            p.blocks_found,
+            height
+        )
+    }
+
+    /// Stops the miners and waits until every signature the pool asked for reached the wallet.
+    pub async fn quiesce(&mut self, timeout: Duration) {
+        self.miners_stop.cancel();
+        for t in self.miner_tasks.drain(..) {
+            let _ = t.await;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        while Instant::now() < deadline {
+            let p = self.pool.stats.snapshot();
+            let t = self.translator.stats.snapshot();
+            let state = (p.shares_accepted, p.ehash_signed, t.ehash_received, self.pool.mint.pending());
+            let settled = self.pool.mint.pending() == 0 && t.ehash_received == p.ehash_signed;
+            if settled && last == Some(state) {
+                return;
+            }
+            last = Some(state);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        tracing::warn!("stack did not settle before the timeout");
+    }
+
+    /// Collects the final report (wallet checks go through the mint's HTTP API).
+    pub async fn report(&self) -> anyhow::Result<DevnetReport> {
+        let p = self.pool.stats.snapshot();
+        let mint = self.mint.ledger.stats().await?;
+        let wallet = self
+            .translator
+            .wallet
+            .borrow()
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("the translator's wallet never opened"))?;
+        let wallet_balance = wallet.balance().await?;
+        let (proofs, unspent) = wallet.check_unspent().await?;
+        let dleq_ok = wallet.verify_all().await?;
+        let chain_height = self.tp.state.chain.tip()?.height;
+        Ok(DevnetReport {
+            shares_accepted: p.shares_accepted,
+            ehash_accepted: p.ehash_requested,
+            ehash_issued: mint.issued,
+            wallet_balance,
+            wallet_proofs: proofs as u64,
+            wallet_proofs_dleq_ok: dleq_ok as u64,
+            blocks_found: p.blocks_found,
+            chain_height,
+            unspent_checked: unspent as u64,
+        })
+    }
+
+    /// Stops every role; the chain is flushed to disk.
+    pub async fn shutdown(mut self) {
+        self.miners_stop.cancel();
+        for t in self.miner_tasks.drain(..) {
+            let _ = t.await;
+        }
+        self.translator.shutdown().await;
+        self.pool.shutdown().await;
+        self.mint.shutdown().await;
+        self.tp.shutdown().await;
+    }
+}
