@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building hashpool needs on Debian 12 with only Rust present:
+# cmake + libboost-dev (bitcoinkernel builds Bitcoin Core's validation code), protobuf-compiler
+# (CDK), and cargo-nextest (the test runner). Safe to run repeatedly.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+[ -d /usr/include/boost ] || need+=(libboost-dev)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
