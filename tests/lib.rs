@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 /// A fresh data directory under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hashpool-test-{name}-{}-{}", std::process::id(), nanos()));
+    let d = std::env::temp_dir().join(format!(
+        "hashpool-test-{name}-{}-{}",
+        std::process::id(),
+        nanos()
+    ));
     std::fs::create_dir_all(&d).ok();
     d
 }

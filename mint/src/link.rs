@@ -110,7 +110,9 @@ impl LinkContext {
             .map_err(|e| e.to_string())?;
         let (ext, t) = sv2_io::frame::kind(&frame);
         if (ext, t) != (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_AUTH) {
-            return Err(format!("expected MintAuth, got ext {ext:#06x} type {t:#04x}"));
+            return Err(format!(
+                "expected MintAuth, got ext {ext:#06x} type {t:#04x}"
+            ));
         }
         let msg: m::MintAuth = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
         let pk = msg.pool_pubkey.to_array();
@@ -118,7 +120,11 @@ impl LinkContext {
         let allowed = self.pools.iter().any(|p| p.0 == pk);
         let valid = auth::verify_challenge(&pk, &sig, &nonce, &self.keys.public().0);
         if !(allowed && valid) {
-            let code = if allowed { "invalid-signature" } else { "unknown-pool-key" };
+            let code = if allowed {
+                "invalid-signature"
+            } else {
+                "unknown-pool-key"
+            };
             if let Ok(f) = encode(
                 m::MintAuthError {
                     error_code: m::str0255(code).map_err(|e| e.to_string())?,
@@ -141,8 +147,8 @@ impl LinkContext {
             let mut frame = reader.next().await.map_err(|e| e.to_string())?;
             match sv2_io::frame::kind(&frame) {
                 (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_REQUEST) => {
-                    let req: m::SignRequest =
-                        m::decode(frame.payload()).map_err(|e| format!("bad SignRequest: {e:?}"))?;
+                    let req: m::SignRequest = m::decode(frame.payload())
+                        .map_err(|e| format!("bad SignRequest: {e:?}"))?;
                     let job = SignJob {
                         request_id: req.request_id,
                         amount: req.amount,

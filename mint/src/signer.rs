@@ -195,7 +195,10 @@ async fn store_signatures(
         }
     };
     if !signatures.is_empty() {
-        if let Err(e) = tx.add_blind_signatures(&fresh_points, &signatures, None).await {
+        if let Err(e) = tx
+            .add_blind_signatures(&fresh_points, &signatures, None)
+            .await
+        {
             let _ = tx.rollback().await;
             return Err(e.to_string());
         }

@@ -26,13 +26,19 @@ async fn wrong_key_and_malformed_frames_only_affect_that_connection() {
     let garbage = sv2_io::frame::from_bytes(vec![0, 0, 0x00, 3, 0, 0, 1, 2, 3]).expect("frame");
     sender.send(garbage).await.expect("send");
     let closed = tokio::time::timeout(Duration::from_secs(5), reader.next()).await;
-    assert!(matches!(closed, Ok(Err(_))), "pool should close the malformed connection");
+    assert!(
+        matches!(closed, Ok(Err(_))),
+        "pool should close the malformed connection"
+    );
 
     // ...while the translator keeps earning.
     let before = stack.pool.stats.snapshot().shares_accepted;
     let deadline = Instant::now() + Duration::from_secs(60);
     while stack.pool.stats.snapshot().shares_accepted < before + 3 {
-        assert!(Instant::now() < deadline, "shares stopped after a bad connection");
+        assert!(
+            Instant::now() < deadline,
+            "shares stopped after a bad connection"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stack.shutdown().await;

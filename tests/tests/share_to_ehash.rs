@@ -31,7 +31,10 @@ async fn shares_earn_ehash_end_to_end() {
     // wallet balance == mint's issued total == sum of accepted share amounts
     assert_eq!(r.wallet_balance, r.ehash_issued);
     assert_eq!(r.ehash_accepted, r.ehash_issued);
-    assert_eq!(t.accepted_amount, r.ehash_issued, "translator's accepted amounts");
+    assert_eq!(
+        t.accepted_amount, r.ehash_issued,
+        "translator's accepted amounts"
+    );
     // every proof verifies (DLEQ) and is UNSPENT at the mint (HTTP checkstate)
     assert_eq!(r.wallet_proofs_dleq_ok, r.wallet_proofs);
     assert_eq!(r.unspent_checked, r.wallet_proofs);
@@ -66,7 +69,9 @@ async fn killed_translator_recovers_tokens_through_restore() {
     };
     let old = std::mem::replace(
         &mut stack.translator,
-        hashpool_translator::start(translator_cfg.clone()).await.expect("restart"),
+        hashpool_translator::start(translator_cfg.clone())
+            .await
+            .expect("restart"),
     );
     let received_before = old.stats.snapshot().ehash_received;
     old.shutdown().await;
@@ -84,10 +89,16 @@ async fn killed_translator_recovers_tokens_through_restore() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "restore never reached the issued total {issued}");
+        assert!(
+            Instant::now() < deadline,
+            "restore never reached the issued total {issued}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let mint = stack.mint.ledger.stats().await.expect("mint");
-    assert_eq!(mint.signatures, mint.signed_since_start, "nothing signed twice");
+    assert_eq!(
+        mint.signatures, mint.signed_since_start,
+        "nothing signed twice"
+    );
     stack.shutdown().await;
 }

@@ -116,12 +116,16 @@ pub fn expected_hashes(target_le: &[u8; 32]) -> f64 {
 
 /// Little-endian U256 target for which one hash in `hashes` meets it on average.
 pub fn target_for_expected_hashes(hashes: f64) -> [u8; 32] {
-    let hashes = if hashes.is_finite() && hashes >= 1.0 { hashes } else { 1.0 };
+    let hashes = if hashes.is_finite() && hashes >= 1.0 {
+        hashes
+    } else {
+        1.0
+    };
     // target = 2^256 / hashes, built from a 64-bit mantissa to stay exact enough for pacing.
     let e = hashes.log2().floor() as i32; // hashes = m * 2^e, m in [1, 2)
     let m = hashes / 2f64.powi(e);
     let mantissa = ((2f64.powi(63) / m) as u128).min(u64::MAX as u128) as u64; // ~2^63 / m
-    // target = mantissa * 2^(256 - e - 63)
+                                                                               // target = mantissa * 2^(256 - e - 63)
     let shift = 256 - e - 63;
     let mut out = [0u8; 32];
     if shift < 0 {
@@ -172,7 +176,10 @@ mod tests {
         t[0] = 0; // slightly harder than 2^3's target, still credited as 2^3
         assert_eq!(unit.exponent_for_target_le(&t).unwrap(), 3);
         let easier = low_bits_le(256 - 9);
-        assert_eq!(unit.exponent_for_target_le(&easier), Err(TargetError::EasierThanUnit));
+        assert_eq!(
+            unit.exponent_for_target_le(&easier),
+            Err(TargetError::EasierThanUnit)
+        );
     }
 
     #[test]

@@ -190,7 +190,10 @@ mod tests {
         let pk: AuthorityPublicKey = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
             .parse()
             .unwrap();
-        assert_eq!(pk.to_string(), "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72");
+        assert_eq!(
+            pk.to_string(),
+            "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+        );
     }
 
     #[test]

@@ -64,10 +64,13 @@ pub struct FrameReader {
 impl FrameReader {
     /// Next decrypted frame. Any error means the connection is unusable and must be dropped.
     pub async fn next(&mut self) -> Result<Frame, LinkError> {
-        self.inner.read_frame().await.map_err(|e| LinkError::Closed {
-            peer: self.peer,
-            reason: format!("{e:?}"),
-        })
+        self.inner
+            .read_frame()
+            .await
+            .map_err(|e| LinkError::Closed {
+                peer: self.peer,
+                reason: format!("{e:?}"),
+            })
     }
 
     /// Remote address.
@@ -149,7 +152,13 @@ pub async fn accept(
             reason: format!("{e:?}"),
         })?;
     let (reader, writer) = noise.into_split();
-    Ok((FrameReader { inner: reader, peer }, spawn_writer(writer, peer)))
+    Ok((
+        FrameReader {
+            inner: reader,
+            peer,
+        },
+        spawn_writer(writer, peer),
+    ))
 }
 
 /// Connects to `addr` and completes a Noise handshake that only succeeds if the responder's
@@ -183,5 +192,11 @@ pub async fn connect(
             ),
         })?;
     let (reader, writer) = noise.into_split();
-    Ok((FrameReader { inner: reader, peer }, spawn_writer(writer, peer)))
+    Ok((
+        FrameReader {
+            inner: reader,
+            peer,
+        },
+        spawn_writer(writer, peer),
+    ))
 }

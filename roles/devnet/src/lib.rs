@@ -67,7 +67,9 @@ impl TemplateProviderHandle {
 }
 
 /// Opens the chain and starts serving TDP.
-pub async fn start(config: TemplateProviderConfig) -> Result<TemplateProviderHandle, TemplateProviderError> {
+pub async fn start(
+    config: TemplateProviderConfig,
+) -> Result<TemplateProviderHandle, TemplateProviderError> {
     if !(config.block_interval_secs.is_finite() && config.block_interval_secs > 0.0) {
         return Err(TemplateProviderError::Config {
             key: "block_interval_secs",
@@ -87,12 +89,23 @@ pub async fn start(config: TemplateProviderConfig) -> Result<TemplateProviderHan
     let state = TemplateState::new(chain, pacer).map_err(chain::ChainError::Kernel)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| TemplateProviderError::Bind { addr: config.listen, source })?;
+        .map_err(|source| TemplateProviderError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let addr = listener
         .local_addr()
-        .map_err(|source| TemplateProviderError::Bind { addr: config.listen, source })?;
+        .map_err(|source| TemplateProviderError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(server::serve(listener, keys.clone(), state.clone(), shutdown.clone()));
+    let task = tokio::spawn(server::serve(
+        listener,
+        keys.clone(),
+        state.clone(),
+        shutdown.clone(),
+    ));
     let tip = state.chain.tip()?;
     tracing::info!(%addr, authority = %keys.public(), height = tip.height, "template provider started");
     Ok(TemplateProviderHandle {

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use stratum_core::common_messages_sv2::{
-    Protocol, SetupConnectionErrorOwned, SetupConnectionSuccess, MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
-    MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
+    Protocol, SetupConnectionErrorOwned, SetupConnectionSuccess,
+    MESSAGE_TYPE_SETUP_CONNECTION_ERROR, MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
 };
 use stratum_core::parsers_sv2::{CommonMessages, TemplateDistribution};
 use stratum_core::template_distribution_sv2::{
@@ -102,7 +102,11 @@ impl TemplateState {
 
     /// Checks the pacer and re-announces with an easier target when blocks stall.
     pub fn ease_if_stalled(&self) {
-        let eased = self.pacer.lock().map(|mut p| p.ease_if_stalled()).unwrap_or(false);
+        let eased = self
+            .pacer
+            .lock()
+            .map(|mut p| p.ease_if_stalled())
+            .unwrap_or(false);
         if eased {
             if let Err(e) = self.announce() {
                 tracing::error!(error = %e, "cannot announce eased template");
@@ -120,11 +124,23 @@ impl TemplateState {
             .cloned()
             .ok_or_else(|| format!("unknown template id {}", s.template_id))?;
         let (raw, hash) = record
-            .assemble(s.version, s.header_timestamp, s.header_nonce, s.coinbase_tx.as_bytes())
+            .assemble(
+                s.version,
+                s.header_timestamp,
+                s.header_nonce,
+                s.coinbase_tx.as_bytes(),
+            )
             .map_err(|e| e.to_string())?;
-        let meets = self.pacer.lock().map_err(|_| "pacer poisoned")?.is_met_by(&hash);
+        let meets = self
+            .pacer
+            .lock()
+            .map_err(|_| "pacer poisoned")?
+            .is_met_by(&hash);
         if !meets {
-            tracing::warn!(template_id = s.template_id, "solution misses the devnet block target");
+            tracing::warn!(
+                template_id = s.template_id,
+                "solution misses the devnet block target"
+            );
             return Ok(BlockOutcome::Rejected);
         }
         let outcome = self.chain.submit(&raw).map_err(|e| e.to_string())?;
@@ -179,7 +195,9 @@ pub async fn serve(
         let sd = shutdown.clone();
         tokio::spawn(async move {
             let result = async {
-                let (reader, sender) = sv2_io::accept(stream, &keys).await.map_err(|e| e.to_string())?;
+                let (reader, sender) = sv2_io::accept(stream, &keys)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 tokio::select! {
                     _ = sd.cancelled() => Ok(()),
                     r = serve_pool(reader, sender, state) => r,
@@ -192,11 +210,16 @@ pub async fn serve(
     }
 }
 
-async fn send_announcement(sender: &FrameSender, a: &Announcement, future: bool) -> Result<(), String> {
+async fn send_announcement(
+    sender: &FrameSender,
+    a: &Announcement,
+    future: bool,
+) -> Result<(), String> {
     let nt = a.template.new_template(future).map_err(|e| e.to_string())?;
     let snph = a.template.set_new_prev_hash(a.target);
     let f1 = sv2_io::encode(nt, MESSAGE_TYPE_NEW_TEMPLATE, 0, false).map_err(|e| e.to_string())?;
-    let f2 = sv2_io::encode(snph, MESSAGE_TYPE_SET_NEW_PREV_HASH, 0, false).map_err(|e| e.to_string())?;
+    let f2 = sv2_io::encode(snph, MESSAGE_TYPE_SET_NEW_PREV_HASH, 0, false)
+        .map_err(|e| e.to_string())?;
     sender.send(f1).await.map_err(|e| e.to_string())?;
     sender.send(f2).await.map_err(|e| e.to_string())
 }
@@ -219,13 +242,20 @@ async fn serve_pool(
             error_code: binary_sv2::Str0255Owned::try_from("unsupported-protocol".to_string())
                 .map_err(|_| "encode")?,
         };
-        let f = sv2_io::encode(err, MESSAGE_TYPE_SETUP_CONNECTION_ERROR, 0, false).map_err(|e| e.to_string())?;
+        let f = sv2_io::encode(err, MESSAGE_TYPE_SETUP_CONNECTION_ERROR, 0, false)
+            .map_err(|e| e.to_string())?;
         let _ = sender.send(f).await;
         return Err("peer asked for another protocol".into());
     }
-    let ok = SetupConnectionSuccess { used_version: 2, flags: 0 };
+    let ok = SetupConnectionSuccess {
+        used_version: 2,
+        flags: 0,
+    };
     sender
-        .send(sv2_io::encode(ok, MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS, 0, false).map_err(|e| e.to_string())?)
+        .send(
+            sv2_io::encode(ok, MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS, 0, false)
+                .map_err(|e| e.to_string())?,
+        )
         .await
         .map_err(|e| e.to_string())?;
 

@@ -46,7 +46,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pool.toml");
         std::fs::write(&path, "data_dir = \"x\"\nlisten = \"nope\"\n").unwrap();
-        let err = load::<hashpool_pool::PoolConfig>(&path).unwrap_err().to_string();
+        let err = load::<hashpool_pool::PoolConfig>(&path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pool.toml"), "{err}");
         assert!(err.contains("listen"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();

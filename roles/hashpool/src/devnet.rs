@@ -2,8 +2,8 @@
 //! talking over loopback TCP with Noise exactly as separate processes would.
 
 use hashpool_devnet::{TemplateProviderConfig, TemplateProviderHandle};
-use hashpool_mint::{MintConfig, MintHandle};
 use hashpool_miner::{MinerOptions, MinerStats};
+use hashpool_mint::{MintConfig, MintHandle};
 use hashpool_pool::{PoolConfig, PoolHandle};
 use hashpool_translator::{TranslatorConfig, TranslatorHandle};
 use serde::Serialize;
@@ -163,9 +163,16 @@ impl DevnetStack {
     /// Starts one more CPU miner against the translator.
     pub fn add_miner(&mut self, user: &str, threads: u32) {
         let stats = Arc::new(MinerStats::default());
-        let opts = MinerOptions { url: self.translator.sv1_addr.to_string(), user: user.into(), threads };
-        self.miner_tasks
-            .push(tokio::spawn(hashpool_miner::run(opts, stats.clone(), self.miners_stop.child_token())));
+        let opts = MinerOptions {
+            url: self.translator.sv1_addr.to_string(),
+            user: user.into(),
+            threads,
+        };
+        self.miner_tasks.push(tokio::spawn(hashpool_miner::run(
+            opts,
+            stats.clone(),
+            self.miners_stop.child_token(),
+        )));
         self.miner_stats.push(stats);
     }
 
@@ -176,7 +183,10 @@ impl DevnetStack {
 
     /// Hashes per second of all miners since `since` given a previous hash count.
     pub fn total_hashes(&self) -> u64 {
-        self.miner_stats.iter().map(|s| s.hashes.load(Ordering::Relaxed)).sum()
+        self.miner_stats
+            .iter()
+            .map(|s| s.hashes.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// One status line.
@@ -209,7 +219,12 @@ impl DevnetStack {
         while Instant::now() < deadline {
             let p = self.pool.stats.snapshot();
             let t = self.translator.stats.snapshot();
-            let state = (p.shares_accepted, p.ehash_signed, t.ehash_received, self.pool.mint.pending());
+            let state = (
+                p.shares_accepted,
+                p.ehash_signed,
+                t.ehash_received,
+                self.pool.mint.pending(),
+            );
             let settled = self.pool.mint.pending() == 0 && t.ehash_received == p.ehash_signed;
             if settled && last == Some(state) {
                 return;

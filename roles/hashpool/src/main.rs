@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "hashpool", version, about = "Stratum V2 mining pool that pays shares in ehash")]
+#[command(
+    name = "hashpool",
+    version,
+    about = "Stratum V2 mining pool that pays shares in ehash"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -124,34 +128,58 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Devnet { data_dir, miners, threads, block_interval, until_blocks } => {
-            let opts = DevnetOptions { data_dir, miners, threads, block_interval_secs: block_interval, ..Default::default() };
+        Command::Devnet {
+            data_dir,
+            miners,
+            threads,
+            block_interval,
+            until_blocks,
+        } => {
+            let opts = DevnetOptions {
+                data_dir,
+                miners,
+                threads,
+                block_interval_secs: block_interval,
+                ..Default::default()
+            };
             run_devnet(opts, until_blocks).await
         }
         Command::TemplateProvider { config } => {
-            let h = hashpool_devnet::start(config_file::load(&config)?).await.context("template provider")?;
+            let h = hashpool_devnet::start(config_file::load(&config)?)
+                .await
+                .context("template provider")?;
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
         Command::Mint { config } => {
-            let h = hashpool_mint::start(config_file::load(&config)?).await.context("mint")?;
+            let h = hashpool_mint::start(config_file::load(&config)?)
+                .await
+                .context("mint")?;
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
         Command::Pool { config } => {
-            let h = hashpool_pool::start(config_file::load(&config)?).await.context("pool")?;
+            let h = hashpool_pool::start(config_file::load(&config)?)
+                .await
+                .context("pool")?;
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
         Command::Translator { config } => {
-            let h = hashpool_translator::start(config_file::load(&config)?).await.context("translator")?;
+            let h = hashpool_translator::start(config_file::load(&config)?)
+                .await
+                .context("translator")?;
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
         Command::Miner { url, user, threads } => {
             let stop = CancellationToken::new();
             let stats = std::sync::Arc::new(hashpool_miner::MinerStats::default());
-            let task = tokio::spawn(hashpool_miner::run(hashpool_miner::MinerOptions { url, user, threads }, stats, stop.clone()));
+            let task = tokio::spawn(hashpool_miner::run(
+                hashpool_miner::MinerOptions { url, user, threads },
+                stats,
+                stop.clone(),
+            ));
             ctrl_c().await;
             stop.cancel();
             let _ = task.await;

@@ -96,7 +96,9 @@ fn hash_loop(
         };
         en2_counter += 1;
         let en2_full = en2_counter.to_le_bytes();
-        let extranonce2: Vec<u8> = (0..w.extranonce2_size).map(|i| *en2_full.get(i).unwrap_or(&0)).collect();
+        let extranonce2: Vec<u8> = (0..w.extranonce2_size)
+            .map(|i| *en2_full.get(i).unwrap_or(&0))
+            .collect();
         let root = merkle_root(&w, &extranonce2);
         let mut header = [0u8; 80];
         header[0..4].copy_from_slice(&w.version.to_le_bytes());
@@ -109,11 +111,19 @@ fn hash_loop(
             header[76..80].copy_from_slice(&nonce.to_le_bytes());
             let hash = sha256d::Hash::hash(&header).to_byte_array();
             if meets(&hash, &w.target_le) {
-                let _ = found.send(Found { job_id: w.job_id.clone(), extranonce2: extranonce2.clone(), ntime: w.ntime, nonce });
+                let _ = found.send(Found {
+                    job_id: w.job_id.clone(),
+                    extranonce2: extranonce2.clone(),
+                    ntime: w.ntime,
+                    nonce,
+                });
             }
             if nonce & 0x3fff == 0x3fff {
                 stats.hashes.fetch_add(0x4000, Ordering::Relaxed);
-                let current = work.read().ok().and_then(|g| g.as_ref().map(|w| w.generation));
+                let current = work
+                    .read()
+                    .ok()
+                    .and_then(|g| g.as_ref().map(|w| w.generation));
                 if current != Some(w.generation) || stop.is_cancelled() {
                     break;
                 }
@@ -150,13 +160,25 @@ pub async fn run(opts: MinerOptions, stats: Arc<MinerStats>, stop: CancellationT
     }
 }
 
-async fn session(opts: &MinerOptions, stats: &Arc<MinerStats>, stop: &CancellationToken) -> Result<(), String> {
-    let stream = TcpStream::connect(&opts.url).await.map_err(|e| e.to_string())?;
+async fn session(
+    opts: &MinerOptions,
+    stats: &Arc<MinerStats>,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    let stream = TcpStream::connect(&opts.url)
+        .await
+        .map_err(|e| e.to_string())?;
     let (rd, mut wr) = stream.into_split();
     let mut lines = BufReader::new(rd).lines();
     let send = |id: u64, method: &str, params: serde_json::Value| {
-        let msg = Message::StandardRequest(StandardRequest { id, method: method.into(), params });
-        serde_json::to_string(&msg).map(|s| s + "\n").map_err(|e| e.to_string())
+        let msg = Message::StandardRequest(StandardRequest {
+            id,
+            method: method.into(),
+            params,
+        });
+        serde_json::to_string(&msg)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string())
     };
     wr.write_all(send(1, "mining.subscribe", serde_json::json!(["hashpool-miner"]))?.as_bytes())
         .await
@@ -170,7 +192,12 @@ async fn session(opts: &MinerOptions, stats: &Arc<MinerStats>, stop: &Cancellati
     let threads_stop = stop.child_token();
     let _guard = threads_stop.clone().drop_guard();
     for t in 0..opts.threads.max(1) {
-        let (w, f, s, st) = (work.clone(), found_tx.clone(), stats.clone(), threads_stop.clone());
+        let (w, f, s, st) = (
+            work.clone(),
+            found_tx.clone(),
+            stats.clone(),
+            threads_stop.clone(),
+        );
         std::thread::spawn(move || hash_loop(t, w, f, s, st));
     }
     let mut extranonce: Option<(Vec<u8>, usize)> = None;

@@ -90,7 +90,11 @@ impl PoolChannel {
     }
 
     /// Sets the target of the ladder step `k`.
-    pub fn set_target(&mut self, k: u8, target: stratum_core::bitcoin::Target) -> Result<(), String> {
+    pub fn set_target(
+        &mut self,
+        k: u8,
+        target: stratum_core::bitcoin::Target,
+    ) -> Result<(), String> {
         match &mut self.kind {
             ChannelKind::Extended(c) => c.set_target(target).map_err(|e| format!("{e:?}"))?,
             ChannelKind::Standard(c) => c.set_target(target).map_err(|e| format!("{e:?}"))?,
@@ -108,7 +112,8 @@ impl PoolChannel {
         let outs = reward_outputs(t, payout);
         match &mut self.kind {
             ChannelKind::Extended(c) => {
-                c.on_new_template(t.clone(), outs).map_err(|e| format!("{e:?}"))?;
+                c.on_new_template(t.clone(), outs)
+                    .map_err(|e| format!("{e:?}"))?;
                 let job = if t.future_template {
                     c.get_future_job_id_from_template_id(t.template_id)
                         .and_then(|id| c.get_future_job(id))
@@ -121,7 +126,8 @@ impl PoolChannel {
                 }))
             }
             ChannelKind::Standard(c) => {
-                c.on_new_template(t.clone(), outs).map_err(|e| format!("{e:?}"))?;
+                c.on_new_template(t.clone(), outs)
+                    .map_err(|e| format!("{e:?}"))?;
                 let job = if t.future_template {
                     c.get_future_job_id_from_template_id(t.template_id)
                         .and_then(|id| c.get_future_job(id))
@@ -141,11 +147,13 @@ impl PoolChannel {
         let channel_id = self.id();
         let job_id = match &mut self.kind {
             ChannelKind::Extended(c) => {
-                c.on_set_new_prev_hash(p.clone()).map_err(|e| format!("{e:?}"))?;
+                c.on_set_new_prev_hash(p.clone())
+                    .map_err(|e| format!("{e:?}"))?;
                 c.get_active_job().map(|j| j.get_job_id())
             }
             ChannelKind::Standard(c) => {
-                c.on_set_new_prev_hash(p.clone()).map_err(|e| format!("{e:?}"))?;
+                c.on_set_new_prev_hash(p.clone())
+                    .map_err(|e| format!("{e:?}"))?;
                 c.get_active_job().map(|j| j.get_job_id())
             }
         };
@@ -161,7 +169,10 @@ impl PoolChannel {
     }
 
     /// Validates a share with `channels_sv2`.
-    pub fn validate(&mut self, share: Share) -> Result<ShareValidationResult, ShareValidationError> {
+    pub fn validate(
+        &mut self,
+        share: Share,
+    ) -> Result<ShareValidationResult, ShareValidationError> {
         match (&mut self.kind, share) {
             (ChannelKind::Extended(c), Share::Extended(s)) => c.validate_share(s),
             (ChannelKind::Standard(c), Share::Standard(s)) => c.validate_share(s),

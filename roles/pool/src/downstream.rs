@@ -48,21 +48,40 @@ fn str255(s: &str) -> Result<binary_sv2::Str0255Owned, String> {
 }
 
 /// Serves one accepted Noise connection until it closes.
-pub async fn serve(ctx: Arc<PoolContext>, mut reader: FrameReader, sender: FrameSender) -> Result<(), String> {
+pub async fn serve(
+    ctx: Arc<PoolContext>,
+    mut reader: FrameReader,
+    sender: FrameSender,
+) -> Result<(), String> {
     let mut frame = reader.next().await.map_err(|e| e.to_string())?;
     let (ext, t) = sv2_io::frame::kind(&frame);
     match (ext, CommonMessages::try_from((t, frame.payload()))) {
         (0, Ok(CommonMessages::SetupConnection(s))) if s.protocol == Protocol::MiningProtocol => {}
-        _ => return Err(format!("expected SetupConnection(mining), got type {t:#04x}")),
+        _ => {
+            return Err(format!(
+                "expected SetupConnection(mining), got type {t:#04x}"
+            ))
+        }
     }
-    let ok = CommonMessagesOwned::SetupConnectionSuccess(SetupConnectionSuccess { used_version: 2, flags: 0 });
+    let ok = CommonMessagesOwned::SetupConnectionSuccess(SetupConnectionSuccess {
+        used_version: 2,
+        flags: 0,
+    });
     send(&sender, ok).await?;
 
     let (replies, mut reply_rx) = mpsc::unbounded_channel();
     let (_, mut work) = ctx.work.subscribe();
     let mut mint_info = ctx.mint.info();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(ctx.vardiff_interval.as_secs_f64().max(0.5)));
-    let mut conn = Connection { ctx, sender, channels: HashMap::new(), ehash: false, replies };
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(
+        ctx.vardiff_interval.as_secs_f64().max(0.5),
+    ));
+    let mut conn = Connection {
+        ctx,
+        sender,
+        channels: HashMap::new(),
+        ehash: false,
+        replies,
+    };
     loop {
         tokio::select! {
             frame = reader.next() => {
@@ -121,12 +140,15 @@ impl Connection {
     }
 
     async fn send_ehash<T: m::Wire>(&self, msg: T, t: u8) -> Result<(), String> {
-        let frame = sv2_io::encode(msg, t, EXTENSION_TYPE_EHASH, true).map_err(|e| e.to_string())?;
+        let frame =
+            sv2_io::encode(msg, t, EXTENSION_TYPE_EHASH, true).map_err(|e| e.to_string())?;
         self.sender.send(frame).await.map_err(|e| e.to_string())
     }
 
     async fn send_mint_info(&self) -> Result<(), String> {
-        let Some(info) = self.ctx.mint.current() else { return Ok(()) };
+        let Some(info) = self.ctx.mint.current() else {
+            return Ok(());
+        };
         let msg = m::EhashMintInfo {
             keyset_id: m::b0255(&info.keyset_id).map_err(|e| e.to_string())?,
             share_unit_log2: self.ctx.unit.unit_log2(),
@@ -142,10 +164,18 @@ impl Connection {
             return self.on_extension_negotiation(frame).await;
         }
         if ext != 0 {
-            tracing::debug!(ext, msg_type = header.msg_type(), "ignoring unknown extension message");
+            tracing::debug!(
+                ext,
+                msg_type = header.msg_type(),
+                "ignoring unknown extension message"
+            );
             return Ok(());
         }
-        let negotiated: &[u16] = if self.ehash { &[EXTENSION_TYPE_EHASH] } else { &[] };
+        let negotiated: &[u16] = if self.ehash {
+            &[EXTENSION_TYPE_EHASH]
+        } else {
+            &[]
+        };
         let (msg, tlvs) = parse_message_frame_with_tlvs(header, frame.payload(), negotiated)
             .map_err(|e| format!("malformed frame type {:#04x}: {e:?}", header.msg_type()))?;
         let blinded = tlvs
@@ -154,18 +184,29 @@ impl Connection {
             .find(|t| t.r#type.field_type == ehash_protocol::TLV_FIELD_BLINDED_SHARE)
             .map(BlindedShare::from_tlv);
         match msg {
-            AnyMessage::Mining(Mining::OpenExtendedMiningChannel(o)) => self.open_extended(o.into_owned()).await,
-            AnyMessage::Mining(Mining::OpenStandardMiningChannel(o)) => self.open_standard(o.into_owned()).await,
-            AnyMessage::Mining(Mining::SubmitSharesExtended(s)) => {
-                self.on_share(Share::Extended(s.into_owned()), blinded).await
+            AnyMessage::Mining(Mining::OpenExtendedMiningChannel(o)) => {
+                self.open_extended(o.into_owned()).await
             }
-            AnyMessage::Mining(Mining::SubmitSharesStandard(s)) => self.on_share(Share::Standard(s), blinded).await,
+            AnyMessage::Mining(Mining::OpenStandardMiningChannel(o)) => {
+                self.open_standard(o.into_owned()).await
+            }
+            AnyMessage::Mining(Mining::SubmitSharesExtended(s)) => {
+                self.on_share(Share::Extended(s.into_owned()), blinded)
+                    .await
+            }
+            AnyMessage::Mining(Mining::SubmitSharesStandard(s)) => {
+                self.on_share(Share::Standard(s), blinded).await
+            }
             AnyMessage::Mining(Mining::CloseChannel(c)) => {
                 self.channels.remove(&c.channel_id);
                 Ok(())
             }
             AnyMessage::Mining(Mining::UpdateChannel(u)) => {
-                tracing::debug!(channel_id = u.channel_id, hashrate = u.nominal_hash_rate, "UpdateChannel (vardiff decides)");
+                tracing::debug!(
+                    channel_id = u.channel_id,
+                    hashrate = u.nominal_hash_rate,
+                    "UpdateChannel (vardiff decides)"
+                );
                 Ok(())
             }
             other => {
@@ -177,26 +218,36 @@ impl Connection {
 
     async fn on_extension_negotiation(&mut self, mut frame: sv2_io::Frame) -> Result<(), String> {
         let h = frame.header();
-        let parsed = stratum_core::parsers_sv2::Extensions::try_from((h.ext_type(), h.msg_type(), frame.payload()))
-            .map_err(|e| format!("malformed extension negotiation: {e:?}"))?;
-        let stratum_core::parsers_sv2::Extensions::ExtensionsNegotiation(ExtensionsNegotiation::RequestExtensions(r)) = parsed
+        let parsed = stratum_core::parsers_sv2::Extensions::try_from((
+            h.ext_type(),
+            h.msg_type(),
+            frame.payload(),
+        ))
+        .map_err(|e| format!("malformed extension negotiation: {e:?}"))?;
+        let stratum_core::parsers_sv2::Extensions::ExtensionsNegotiation(
+            ExtensionsNegotiation::RequestExtensions(r),
+        ) = parsed
         else {
             return Ok(());
         };
         let requested: Vec<u16> = r.requested_extensions.into_inner();
-        let (supported, unsupported): (Vec<u16>, Vec<u16>) =
-            requested.into_iter().partition(|e| *e == EXTENSION_TYPE_EHASH);
+        let (supported, unsupported): (Vec<u16>, Vec<u16>) = requested
+            .into_iter()
+            .partition(|e| *e == EXTENSION_TYPE_EHASH);
         let reply = if unsupported.is_empty() || !supported.is_empty() {
             self.ehash = !supported.is_empty();
             ExtensionsNegotiationOwned::RequestExtensionsSuccess(RequestExtensionsSuccessOwned {
                 request_id: r.request_id,
-                supported_extensions: binary_sv2::Seq064KOwned::new(supported).map_err(|e| format!("{e:?}"))?,
+                supported_extensions: binary_sv2::Seq064KOwned::new(supported)
+                    .map_err(|e| format!("{e:?}"))?,
             })
         } else {
             ExtensionsNegotiationOwned::RequestExtensionsError(RequestExtensionsErrorOwned {
                 request_id: r.request_id,
-                unsupported_extensions: binary_sv2::Seq064KOwned::new(unsupported).map_err(|e| format!("{e:?}"))?,
-                required_extensions: binary_sv2::Seq064KOwned::new(Vec::new()).map_err(|e| format!("{e:?}"))?,
+                unsupported_extensions: binary_sv2::Seq064KOwned::new(unsupported)
+                    .map_err(|e| format!("{e:?}"))?,
+                required_extensions: binary_sv2::Seq064KOwned::new(Vec::new())
+                    .map_err(|e| format!("{e:?}"))?,
             })
         };
         send(&self.sender, ExtensionsOwned::ExtensionsNegotiation(reply)).await?;
@@ -208,24 +259,38 @@ impl Connection {
 
     fn initial_exponent(&self, nominal_hashrate: f32, max_target_le: &[u8; 32]) -> u8 {
         let unit = &self.ctx.unit;
-        let mut k = unit.exponent_for_hashrate(f64::from(nominal_hashrate), self.ctx.shares_per_minute);
-        while k < ehash_protocol::difficulty::MAX_AMOUNT_LOG2 && !meets(&unit.target_le(k), max_target_le) {
+        let mut k =
+            unit.exponent_for_hashrate(f64::from(nominal_hashrate), self.ctx.shares_per_minute);
+        while k < ehash_protocol::difficulty::MAX_AMOUNT_LOG2
+            && !meets(&unit.target_le(k), max_target_le)
+        {
             k += 1;
         }
         k
     }
 
     async fn open_error(&self, request_id: u32, code: &str) -> Result<(), String> {
-        let msg = OpenMiningChannelErrorOwned { request_id, error_code: str255(code)? };
-        self.send_mining(MiningOwned::OpenMiningChannelError(msg)).await
+        let msg = OpenMiningChannelErrorOwned {
+            request_id,
+            error_code: str255(code)?,
+        };
+        self.send_mining(MiningOwned::OpenMiningChannelError(msg))
+            .await
     }
 
-    async fn open_extended(&mut self, o: stratum_core::mining_sv2::OpenExtendedMiningChannelOwned) -> Result<(), String> {
+    async fn open_extended(
+        &mut self,
+        o: stratum_core::mining_sv2::OpenExtendedMiningChannelOwned,
+    ) -> Result<(), String> {
         if self.channels.len() >= MAX_CHANNELS_PER_CONNECTION {
             return self.open_error(o.request_id, "too-many-channels").await;
         }
         let prefix = {
-            let mut alloc = self.ctx.allocator.lock().map_err(|_| "allocator poisoned")?;
+            let mut alloc = self
+                .ctx
+                .allocator
+                .lock()
+                .map_err(|_| "allocator poisoned")?;
             match alloc.allocate_extended(usize::from(o.min_extranonce_size)) {
                 Ok(p) => Ok((p, alloc.rollable_extranonce_size())),
                 Err(e) => Err(format!("{e:?}")),
@@ -235,7 +300,9 @@ impl Connection {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot allocate extranonce prefix");
-                return self.open_error(o.request_id, "unsupported-min-extranonce-size").await;
+                return self
+                    .open_error(o.request_id, "unsupported-min-extranonce-size")
+                    .await;
             }
         };
         let prefix_bytes = prefix.as_bytes().to_vec();
@@ -260,13 +327,18 @@ impl Connection {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = ?e, "cannot open extended channel");
-                return self.open_error(o.request_id, "max-target-out-of-range").await;
+                return self
+                    .open_error(o.request_id, "max-target-out-of-range")
+                    .await;
             }
         };
         let mut pc = PoolChannel {
             kind: ChannelKind::Extended(Box::new(ch)),
             k,
-            vardiff: crate::vardiff::PowerOfTwoVardiff::new(self.ctx.vardiff_interval, self.ctx.shares_per_minute),
+            vardiff: crate::vardiff::PowerOfTwoVardiff::new(
+                self.ctx.vardiff_interval,
+                self.ctx.shares_per_minute,
+            ),
         };
         pc.set_target(k, self.ctx.unit.target(k))?;
         let success = OpenExtendedMiningChannelSuccessOwned {
@@ -274,16 +346,21 @@ impl Connection {
             channel_id,
             target: self.ctx.unit.target_le(k).into(),
             extranonce_size: u16::from(rollable),
-            extranonce_prefix: binary_sv2::B032Owned::try_from(prefix_bytes).map_err(|_| "prefix too long")?,
+            extranonce_prefix: binary_sv2::B032Owned::try_from(prefix_bytes)
+                .map_err(|_| "prefix too long")?,
             group_channel_id: 0,
         };
-        self.send_mining(MiningOwned::OpenExtendedMiningChannelSuccess(success)).await?;
+        self.send_mining(MiningOwned::OpenExtendedMiningChannelSuccess(success))
+            .await?;
         tracing::info!(channel_id, %user, k, "extended channel opened");
         self.channels.insert(channel_id, pc);
         self.replay_work(channel_id).await
     }
 
-    async fn open_standard(&mut self, o: stratum_core::mining_sv2::OpenStandardMiningChannelOwned) -> Result<(), String> {
+    async fn open_standard(
+        &mut self,
+        o: stratum_core::mining_sv2::OpenStandardMiningChannelOwned,
+    ) -> Result<(), String> {
         if self.channels.len() >= MAX_CHANNELS_PER_CONNECTION {
             return self.open_error(o.request_id, "too-many-channels").await;
         }
@@ -321,23 +398,30 @@ impl Connection {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = ?e, "cannot open standard channel");
-                return self.open_error(o.request_id, "max-target-out-of-range").await;
+                return self
+                    .open_error(o.request_id, "max-target-out-of-range")
+                    .await;
             }
         };
         let mut pc = PoolChannel {
             kind: ChannelKind::Standard(Box::new(ch)),
             k,
-            vardiff: crate::vardiff::PowerOfTwoVardiff::new(self.ctx.vardiff_interval, self.ctx.shares_per_minute),
+            vardiff: crate::vardiff::PowerOfTwoVardiff::new(
+                self.ctx.vardiff_interval,
+                self.ctx.shares_per_minute,
+            ),
         };
         pc.set_target(k, self.ctx.unit.target(k))?;
         let success = OpenStandardMiningChannelSuccessOwned {
             request_id: o.request_id.into(),
             channel_id,
             target: self.ctx.unit.target_le(k).into(),
-            extranonce_prefix: binary_sv2::B032Owned::try_from(prefix_bytes).map_err(|_| "prefix too long")?,
+            extranonce_prefix: binary_sv2::B032Owned::try_from(prefix_bytes)
+                .map_err(|_| "prefix too long")?,
             group_channel_id: 0,
         };
-        self.send_mining(MiningOwned::OpenStandardMiningChannelSuccess(success)).await?;
+        self.send_mining(MiningOwned::OpenStandardMiningChannelSuccess(success))
+            .await?;
         tracing::info!(channel_id, %user, k, "standard channel opened");
         self.channels.insert(channel_id, pc);
         self.replay_work(channel_id).await
@@ -364,7 +448,9 @@ impl Connection {
 
     async fn apply_work(&mut self, channel_id: u32, event: &WorkEvent) -> Result<(), String> {
         let payout = self.ctx.payout.clone();
-        let Some(ch) = self.channels.get_mut(&channel_id) else { return Ok(()) };
+        let Some(ch) = self.channels.get_mut(&channel_id) else {
+            return Ok(());
+        };
         let msg = match event {
             WorkEvent::Template(t) => ch.on_template(t, &payout),
             WorkEvent::PrevHash(p) => ch.on_prev_hash(p),
@@ -387,14 +473,35 @@ impl Connection {
         Ok(())
     }
 
-    async fn reject(&self, channel_id: u32, sequence_number: u32, code: &str) -> Result<(), String> {
-        self.ctx.stats.shares_rejected.fetch_add(1, Ordering::Relaxed);
-        let msg = SubmitSharesErrorOwned { channel_id, sequence_number, error_code: str255(code)? };
+    async fn reject(
+        &self,
+        channel_id: u32,
+        sequence_number: u32,
+        code: &str,
+    ) -> Result<(), String> {
+        self.ctx
+            .stats
+            .shares_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        let msg = SubmitSharesErrorOwned {
+            channel_id,
+            sequence_number,
+            error_code: str255(code)?,
+        };
         self.send_mining(MiningOwned::SubmitSharesError(msg)).await
     }
 
-    async fn ehash_error(&self, channel_id: u32, sequence_number: u32, code: &str) -> Result<(), String> {
-        let msg = m::EhashSignatureError { channel_id, sequence_number, error_code: str255(code)? };
+    async fn ehash_error(
+        &self,
+        channel_id: u32,
+        sequence_number: u32,
+        code: &str,
+    ) -> Result<(), String> {
+        let msg = m::EhashSignatureError {
+            channel_id,
+            sequence_number,
+            error_code: str255(code)?,
+        };
         self.send_ehash(msg, m::MSG_EHASH_SIGNATURE_ERROR).await
     }
 
@@ -439,21 +546,28 @@ impl Connection {
             ch.vardiff.on_share();
         }
         let amount = 1u64 << k;
-        self.ctx.stats.shares_accepted.fetch_add(1, Ordering::Relaxed);
+        self.ctx
+            .stats
+            .shares_accepted
+            .fetch_add(1, Ordering::Relaxed);
         let ok = SubmitSharesSuccess {
             channel_id,
             last_sequence_number: seq,
             new_submits_accepted_count: 1,
             new_shares_sum: amount,
         };
-        self.send_mining(MiningOwned::SubmitSharesSuccess(ok)).await?;
+        self.send_mining(MiningOwned::SubmitSharesSuccess(ok))
+            .await?;
         match (blinded, mint) {
             (None, _) => Ok(()),
             (Some(Err(e)), _) => {
                 tracing::debug!(channel_id, error = %e, "malformed blinded share");
-                self.ehash_error(channel_id, seq, m::ERR_INVALID_POINT).await
+                self.ehash_error(channel_id, seq, m::ERR_INVALID_POINT)
+                    .await
             }
-            (Some(Ok(b)), Some(info)) if b.keyset_id == info.keyset_id && k <= info.max_amount_log2 => {
+            (Some(Ok(b)), Some(info))
+                if b.keyset_id == info.keyset_id && k <= info.max_amount_log2 =>
+            {
                 let pending = PendingSign {
                     reply: self.replies.clone(),
                     channel_id,
@@ -464,18 +578,38 @@ impl Connection {
                 };
                 match self.ctx.mint.request(pending) {
                     Ok(()) => {
-                        self.ctx.stats.ehash_requested.fetch_add(amount, Ordering::Relaxed);
+                        self.ctx
+                            .stats
+                            .ehash_requested
+                            .fetch_add(amount, Ordering::Relaxed);
                         Ok(())
                     }
-                    Err(_) => self.ehash_error(channel_id, seq, m::ERR_MINT_UNAVAILABLE).await,
+                    Err(_) => {
+                        self.ehash_error(channel_id, seq, m::ERR_MINT_UNAVAILABLE)
+                            .await
+                    }
                 }
             }
-            (Some(Ok(_)), Some(_)) => self.ehash_error(channel_id, seq, m::ERR_UNKNOWN_KEYSET).await,
-            (Some(Ok(_)), None) => self.ehash_error(channel_id, seq, m::ERR_MINT_UNAVAILABLE).await,
+            (Some(Ok(_)), Some(_)) => {
+                self.ehash_error(channel_id, seq, m::ERR_UNKNOWN_KEYSET)
+                    .await
+            }
+            (Some(Ok(_)), None) => {
+                self.ehash_error(channel_id, seq, m::ERR_MINT_UNAVAILABLE)
+                    .await
+            }
         }
     }
 
-    fn submit_block(&self, template_id: u64, version: u32, ntime: u32, nonce: u32, coinbase: Vec<u8>, hash: [u8; 32]) {
+    fn submit_block(
+        &self,
+        template_id: u64,
+        version: u32,
+        ntime: u32,
+        nonce: u32,
+        coinbase: Vec<u8>,
+        hash: [u8; 32],
+    ) {
         let mut shown = hash;
         shown.reverse();
         let hash_hex = hex::encode(shown);
@@ -483,38 +617,59 @@ impl Connection {
             tracing::error!(template_id, "coinbase too large to submit");
             return;
         };
-        let solution = SubmitSolutionOwned { template_id, version, header_timestamp: ntime, header_nonce: nonce, coinbase_tx };
+        let solution = SubmitSolutionOwned {
+            template_id,
+            version,
+            header_timestamp: ntime,
+            header_nonce: nonce,
+            coinbase_tx,
+        };
         if self.ctx.solutions.try_send(solution).is_err() {
-            tracing::error!(template_id, "template provider queue full; block solution dropped");
+            tracing::error!(
+                template_id,
+                "template provider queue full; block solution dropped"
+            );
             return;
         }
         let reward = self.ctx.work.template_value(template_id).unwrap_or(0);
         tracing::info!(template_id, hash = %hash_hex, reward, "block found");
         if let Ok(mut b) = self.ctx.stats.blocks.lock() {
-            b.push(crate::stats::FoundBlock { template_id, hash: hash_hex, reward });
+            b.push(crate::stats::FoundBlock {
+                template_id,
+                hash: hash_hex,
+                reward,
+            });
         }
     }
 
     async fn on_reply(&self, reply: EhashReply) -> Result<(), String> {
         match reply {
             EhashReply::Signed(sig) => self.send_ehash(sig, m::MSG_EHASH_SIGNATURE).await,
-            EhashReply::Refused { channel_id, sequence_number, code } => {
-                self.ehash_error(channel_id, sequence_number, &code).await
-            }
+            EhashReply::Refused {
+                channel_id,
+                sequence_number,
+                code,
+            } => self.ehash_error(channel_id, sequence_number, &code).await,
         }
     }
 
     async fn on_vardiff_tick(&mut self) -> Result<(), String> {
         let mut updates = Vec::new();
         for (id, ch) in self.channels.iter_mut() {
-            if let Some(k) = ch.vardiff.retarget(ch.k, ehash_protocol::difficulty::MAX_AMOUNT_LOG2) {
+            if let Some(k) = ch
+                .vardiff
+                .retarget(ch.k, ehash_protocol::difficulty::MAX_AMOUNT_LOG2)
+            {
                 let target = self.ctx.unit.target(k);
                 if let Err(e) = ch.set_target(k, target) {
                     tracing::warn!(channel_id = id, error = %e, "vardiff target refused");
                     continue;
                 }
                 tracing::debug!(channel_id = id, k, "vardiff retarget");
-                updates.push(SetTargetOwned { channel_id: *id, maximum_target: self.ctx.unit.target_le(k).into() });
+                updates.push(SetTargetOwned {
+                    channel_id: *id,
+                    maximum_target: self.ctx.unit.target_le(k).into(),
+                });
             }
         }
         for u in updates {

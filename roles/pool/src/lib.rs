@@ -101,16 +101,25 @@ impl PoolHandle {
 }
 
 fn config_err(key: &'static str, reason: impl ToString) -> PoolError {
-    PoolError::Config { key, reason: reason.to_string() }
+    PoolError::Config {
+        key,
+        reason: reason.to_string(),
+    }
 }
 
 /// Starts the pool.
 pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     let keys = AuthorityKeypair::load_or_generate(&config.data_dir.join("authority.key"))?;
-    let unit = ShareUnit::new(config.share_unit_log2).map_err(|e| config_err("share_unit_log2", e))?;
-    let tp_authority: AuthorityPublicKey = config.tp_authority.parse().map_err(|e| config_err("tp_authority", e))?;
-    let mint_authority: AuthorityPublicKey =
-        config.mint_authority.parse().map_err(|e| config_err("mint_authority", e))?;
+    let unit =
+        ShareUnit::new(config.share_unit_log2).map_err(|e| config_err("share_unit_log2", e))?;
+    let tp_authority: AuthorityPublicKey = config
+        .tp_authority
+        .parse()
+        .map_err(|e| config_err("tp_authority", e))?;
+    let mint_authority: AuthorityPublicKey = config
+        .mint_authority
+        .parse()
+        .map_err(|e| config_err("mint_authority", e))?;
     if !(config.shares_per_minute > 0.0 && config.shares_per_minute.is_finite()) {
         return Err(config_err("shares_per_minute", "must be positive"));
     }
@@ -118,7 +127,9 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         return Err(config_err("vardiff_interval_secs", "must be positive"));
     }
     let payout = match &config.payout_script {
-        Some(h) => ScriptBuf::from_bytes(hex::decode(h).map_err(|e| config_err("payout_script", e))?),
+        Some(h) => {
+            ScriptBuf::from_bytes(hex::decode(h).map_err(|e| config_err("payout_script", e))?)
+        }
         None => {
             // P2TR paying the pool's own key: spendable by the operator, nothing to configure.
             let mut s = vec![0x51, 0x20];
@@ -126,7 +137,8 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             ScriptBuf::from_bytes(s)
         }
     };
-    let allocator = ExtranonceAllocator::new(vec![], 16, 65_536).map_err(|e| config_err("extranonce", format!("{e:?}")))?;
+    let allocator = ExtranonceAllocator::new(vec![], 16, 65_536)
+        .map_err(|e| config_err("extranonce", format!("{e:?}")))?;
     let stats = Arc::new(PoolStats::default());
     let work = Arc::new(work::WorkState::new());
     let mint = mint_client::MintLink::new(stats.clone());
@@ -146,8 +158,14 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| PoolError::Bind { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| PoolError::Bind { addr: config.listen, source })?;
+        .map_err(|source| PoolError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| PoolError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let shutdown = CancellationToken::new();
     let outputs = channel::reward_outputs(
         &stratum_core::template_distribution_sv2::NewTemplateOwned {
@@ -155,13 +173,16 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             future_template: false,
             version: 0,
             coinbase_tx_version: 2,
-            coinbase_prefix: binary_sv2::B0255Owned::try_from(Vec::new()).map_err(|_| config_err("tp", "prefix"))?,
+            coinbase_prefix: binary_sv2::B0255Owned::try_from(Vec::new())
+                .map_err(|_| config_err("tp", "prefix"))?,
             coinbase_tx_input_sequence: 0,
             coinbase_tx_value_remaining: 0,
             coinbase_tx_outputs_count: 0,
-            coinbase_tx_outputs: binary_sv2::B064KOwned::try_from(Vec::new()).map_err(|_| config_err("tp", "outputs"))?,
+            coinbase_tx_outputs: binary_sv2::B064KOwned::try_from(Vec::new())
+                .map_err(|_| config_err("tp", "outputs"))?,
             coinbase_tx_locktime: 0,
-            merkle_path: binary_sv2::Seq0255Owned::new(Vec::new()).map_err(|_| config_err("tp", "path"))?,
+            merkle_path: binary_sv2::Seq0255Owned::new(Vec::new())
+                .map_err(|_| config_err("tp", "path"))?,
         },
         &payout,
     );
@@ -175,11 +196,23 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             solutions_rx,
             shutdown.clone(),
         )),
-        tokio::spawn(mint.clone().run(config.mint_address.clone(), mint_authority, keys.clone(), shutdown.clone())),
+        tokio::spawn(mint.clone().run(
+            config.mint_address.clone(),
+            mint_authority,
+            keys.clone(),
+            shutdown.clone(),
+        )),
         tokio::spawn(accept_loop(listener, keys.clone(), ctx, shutdown.clone())),
     ];
     tracing::info!(%addr, authority = %keys.public(), "pool started");
-    Ok(PoolHandle { addr, authority: keys.public(), stats, mint, shutdown, tasks })
+    Ok(PoolHandle {
+        addr,
+        authority: keys.public(),
+        stats,
+        mint,
+        shutdown,
+        tasks,
+    })
 }
 
 async fn accept_loop(
@@ -201,7 +234,9 @@ async fn accept_loop(
         let sd = shutdown.clone();
         tokio::spawn(async move {
             let result = async {
-                let (reader, sender) = sv2_io::accept(stream, &keys).await.map_err(|e| e.to_string())?;
+                let (reader, sender) = sv2_io::accept(stream, &keys)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 tokio::select! {
                     _ = sd.cancelled() => Ok(()),
                     r = downstream::serve(ctx, reader, sender) => r,

@@ -81,7 +81,8 @@ fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
         keyset_id: m::b0255(&p.keyset_id).map_err(|e| e.to_string())?,
         blinded: m::b0255(&p.blinded).map_err(|e| e.to_string())?,
     };
-    sv2_io::encode(req, m::MSG_SIGN_REQUEST, EXTENSION_TYPE_MINT_LINK, false).map_err(|e| e.to_string())
+    sv2_io::encode(req, m::MSG_SIGN_REQUEST, EXTENSION_TYPE_MINT_LINK, false)
+        .map_err(|e| e.to_string())
 }
 
 impl MintLink {
@@ -140,7 +141,9 @@ impl MintLink {
             tracing::warn!(request_id = r.request_id, "signature for unknown request");
             return;
         };
-        self.stats.ehash_signed.fetch_add(p.amount, Ordering::Relaxed);
+        self.stats
+            .ehash_signed
+            .fetch_add(p.amount, Ordering::Relaxed);
         let sig = (|| {
             Some(m::EhashSignature {
                 channel_id: p.channel_id,
@@ -159,7 +162,9 @@ impl MintLink {
     }
 
     fn on_error(&self, e: m::SignError) {
-        let Some(p) = self.take(e.request_id) else { return };
+        let Some(p) = self.take(e.request_id) else {
+            return;
+        };
         let code = m::read_str(&e.error_code).unwrap_or_else(|_| "invalid-utf8".into());
         self.stats.ehash_refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(channel_id = p.channel_id, sequence_number = p.sequence_number, %code, "mint refused to sign");
@@ -217,7 +222,8 @@ impl MintLink {
         if sv2_io::frame::kind(&frame) != (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_CHALLENGE) {
             return Err("mint did not send a challenge".into());
         }
-        let challenge: m::MintChallenge = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+        let challenge: m::MintChallenge =
+            m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
         let kp = keys.keypair().map_err(|e| e.to_string())?;
         let sig = auth::sign_challenge(&kp, &challenge.nonce.to_array(), &authority.0);
         let answer = m::MintAuth {
@@ -233,7 +239,8 @@ impl MintLink {
                 m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?
             }
             (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_AUTH_ERROR) => {
-                let e: m::MintAuthError = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                let e: m::MintAuthError =
+                    m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
                 return Err(format!(
                     "mint refused the pool key: {}",
                     m::read_str(&e.error_code).unwrap_or_default()
@@ -254,7 +261,10 @@ impl MintLink {
             .map(|p| p.iter().map(|(k, v)| (*k, v.clone())).collect())
             .unwrap_or_default();
         for (id, p) in &resend {
-            sender.send(request_frame(*id, p)?).await.map_err(|e| e.to_string())?;
+            sender
+                .send(request_frame(*id, p)?)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         if let Ok(mut s) = self.sender.lock() {
             *s = Some(sender);
@@ -265,11 +275,13 @@ impl MintLink {
             let mut frame = reader.next().await.map_err(|e| e.to_string())?;
             match sv2_io::frame::kind(&frame) {
                 (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_RESPONSE) => {
-                    let r: m::SignResponse = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                    let r: m::SignResponse =
+                        m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
                     self.on_response(r);
                 }
                 (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_ERROR) => {
-                    let e: m::SignError = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                    let e: m::SignError =
+                        m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
                     self.on_error(e);
                 }
                 other => return Err(format!("unexpected mint frame {other:?}")),

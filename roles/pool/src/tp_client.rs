@@ -28,7 +28,14 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let session = session(&address, &authority, &outputs, &work, &stats, &mut solutions);
+        let session = session(
+            &address,
+            &authority,
+            &outputs,
+            &work,
+            &stats,
+            &mut solutions,
+        );
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = session => r,
@@ -36,7 +43,9 @@ pub async fn run(
         stats.tp_connected.store(false, Ordering::Relaxed);
         match result {
             Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => tracing::warn!(%address, error = %e, retry_in = ?backoff, "template provider link down"),
+            Err(e) => {
+                tracing::warn!(%address, error = %e, retry_in = ?backoff, "template provider link down")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -67,9 +76,16 @@ async fn session(
         other => return Err(format!("template provider refused setup: {other:?}")),
     }
     let constraints =
-        stratum_apps::coinbase_output_constraints::coinbase_output_constraints_message(outputs.to_vec());
-    let frame = sv2_io::encode(constraints, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, 0, false)
-        .map_err(|e| e.to_string())?;
+        stratum_apps::coinbase_output_constraints::coinbase_output_constraints_message(
+            outputs.to_vec(),
+        );
+    let frame = sv2_io::encode(
+        constraints,
+        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
+        0,
+        false,
+    )
+    .map_err(|e| e.to_string())?;
     sender.send(frame).await.map_err(|e| e.to_string())?;
     stats.tp_connected.store(true, Ordering::Relaxed);
     tracing::info!(%address, "template provider link up");

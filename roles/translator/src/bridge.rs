@@ -142,7 +142,14 @@ impl Bridge {
                 self.stats.miners.fetch_add(1, Ordering::Relaxed);
                 self.miners.insert(
                     id,
-                    Miner { lines, index, subscribed: false, authorized: false, version_rolling: false, user: String::new() },
+                    Miner {
+                        lines,
+                        index,
+                        subscribed: false,
+                        authorized: false,
+                        version_rolling: false,
+                        user: String::new(),
+                    },
                 );
                 Ok(())
             }
@@ -155,7 +162,11 @@ impl Bridge {
             BridgeEvent::Unsupported { id, request_id } => {
                 let resp = json_rpc::Response {
                     id: request_id,
-                    error: Some(json_rpc::JsonRpcError { code: 20, message: "unsupported method".into(), data: None }),
+                    error: Some(json_rpc::JsonRpcError {
+                        code: 20,
+                        message: "unsupported method".into(),
+                        data: None,
+                    }),
                     result: serde_json::Value::Null,
                 };
                 self.send_line(id, &Message::from(resp)).await;
@@ -183,7 +194,9 @@ impl Bridge {
     }
 
     async fn send_line(&self, id: MinerId, msg: &Message) {
-        let Some(miner) = self.miners.get(&id) else { return };
+        let Some(miner) = self.miners.get(&id) else {
+            return;
+        };
         match serde_json::to_string(msg) {
             Ok(line) => {
                 let _ = miner.lines.send(line).await;
@@ -204,7 +217,10 @@ impl Bridge {
             Client2Server::Configure(c) => {
                 let requested = c.version_rolling_mask();
                 let vr = requested.map(|mask| {
-                    server_to_client::VersionRollingParams::new(HexU32Be(mask.0 & VERSION_MASK), HexU32Be(0))
+                    server_to_client::VersionRollingParams::new(
+                        HexU32Be(mask.0 & VERSION_MASK),
+                        HexU32Be(0),
+                    )
                 });
                 if let Some(m) = self.miners.get_mut(&id) {
                     m.version_rolling = vr.is_some();
@@ -213,11 +229,19 @@ impl Bridge {
                 self.send_line(id, &Message::from(resp)).await;
             }
             Client2Server::Subscribe(s) => {
-                let index = self.miners.get(&id).map(|m| m.index).ok_or("unknown miner")?;
+                let index = self
+                    .miners
+                    .get(&id)
+                    .map(|m| m.index)
+                    .ok_or("unknown miner")?;
                 let Some((en1, en2_size)) = self.miner_extranonce1(index) else {
                     let resp = json_rpc::Response {
                         id: s.id,
-                        error: Some(json_rpc::JsonRpcError { code: 20, message: "no upstream channel yet".into(), data: None }),
+                        error: Some(json_rpc::JsonRpcError {
+                            code: 20,
+                            message: "no upstream channel yet".into(),
+                            data: None,
+                        }),
                         result: serde_json::Value::Null,
                     };
                     self.send_line(id, &Message::from(resp)).await;
@@ -256,21 +280,37 @@ impl Bridge {
     async fn answer_submit(&self, miner: MinerId, request_id: u64, ok: bool) {
         let resp = json_rpc::Response {
             id: request_id,
-            error: (!ok).then(|| json_rpc::JsonRpcError { code: 23, message: "share rejected by pool".into(), data: None }),
+            error: (!ok).then(|| json_rpc::JsonRpcError {
+                code: 23,
+                message: "share rejected by pool".into(),
+                data: None,
+            }),
             result: serde_json::Value::Bool(ok),
         };
         self.send_line(miner, &Message::from(resp)).await;
     }
 
-    async fn reject_submit(&self, miner: MinerId, submit: stratum_core::sv1_api::client_to_server::Submit, e: SubmitError) {
+    async fn reject_submit(
+        &self,
+        miner: MinerId,
+        submit: stratum_core::sv1_api::client_to_server::Submit,
+        e: SubmitError,
+    ) {
         let resp = submit.respond(SubmitOutcome::Rejected(e));
         self.send_line(miner, &Message::from(resp)).await;
     }
 
-    async fn on_submit(&mut self, id: MinerId, s: stratum_core::sv1_api::client_to_server::Submit) -> Result<(), String> {
-        let Some(miner) = self.miners.get(&id) else { return Ok(()) };
+    async fn on_submit(
+        &mut self,
+        id: MinerId,
+        s: stratum_core::sv1_api::client_to_server::Submit,
+    ) -> Result<(), String> {
+        let Some(miner) = self.miners.get(&id) else {
+            return Ok(());
+        };
         if !miner.authorized {
-            self.reject_submit(id, s, SubmitError::UnauthorizedWorker).await;
+            self.reject_submit(id, s, SubmitError::UnauthorizedWorker)
+                .await;
             return Ok(());
         }
         let (index, version_rolling) = (miner.index, miner.version_rolling);
@@ -303,7 +343,8 @@ impl Bridge {
             self.reject_submit(id, s, SubmitError::Other).await;
             return Ok(());
         }
-        share.extranonce = binary_sv2::B032Owned::try_from(extranonce).map_err(|_| "extranonce too long")?;
+        share.extranonce =
+            binary_sv2::B032Owned::try_from(extranonce).map_err(|_| "extranonce too long")?;
         let wallet = self.wallet.borrow().clone();
         let blinded = match (self.ehash, self.keyset, wallet) {
             (true, Some(keyset), Some(w)) => match w.next_blinded(keyset).await {
@@ -317,24 +358,40 @@ impl Bridge {
         };
         let frame = match blinded {
             Some((keyset, b)) => {
-                let tlv = BlindedShare { keyset_id: keyset.to_bytes(), blinded: b }.to_tlv();
+                let tlv = BlindedShare {
+                    keyset_id: keyset.to_bytes(),
+                    blinded: b,
+                }
+                .to_tlv();
                 let list = TlvList::from_slice(&[tlv]).map_err(|e| format!("{e:?}"))?;
                 let bytes = list
                     .build_frame_bytes_with_tlvs(MiningOwned::SubmitSharesExtended(share.clone()))
                     .map_err(|e| format!("{e:?}"))?;
                 sv2_io::frame::from_bytes(bytes).map_err(|e| e.to_string())?
             }
-            None => sv2_io::frame::encode_standard(MiningOwned::SubmitSharesExtended(share)).map_err(|e| e.to_string())?,
+            None => sv2_io::frame::encode_standard(MiningOwned::SubmitSharesExtended(share))
+                .map_err(|e| e.to_string())?,
         };
-        self.pending.insert(seq, PendingShare { miner: id, request_id: s.id, blinded: blinded.map(|b| b.1) });
+        self.pending.insert(
+            seq,
+            PendingShare {
+                miner: id,
+                request_id: s.id,
+                blinded: blinded.map(|b| b.1),
+            },
+        );
         self.stats.shares_submitted.fetch_add(1, Ordering::Relaxed);
         upstream.send(frame).await.map_err(|e| e.to_string())
     }
 
     /// Sends difficulty and the current job to one miner.
     async fn send_work(&self, id: MinerId, clean: bool) {
-        let Some(ch) = self.channel.as_ref() else { return };
-        let Some(miner) = self.miners.get(&id) else { return };
+        let Some(ch) = self.channel.as_ref() else {
+            return;
+        };
+        let Some(miner) = self.miners.get(&id) else {
+            return;
+        };
         if !(miner.subscribed && miner.authorized) {
             return;
         }
@@ -342,7 +399,10 @@ impl Bridge {
             Ok(msg) => self.send_line(id, &msg).await,
             Err(e) => tracing::warn!(error = ?e, "cannot express target as SV1 difficulty"),
         }
-        let (Some(prev), Some(job)) = (ch.prev_hash.clone(), ch.active_job.and_then(|j| ch.jobs.get(&j)).cloned()) else {
+        let (Some(prev), Some(job)) = (
+            ch.prev_hash.clone(),
+            ch.active_job.and_then(|j| ch.jobs.get(&j)).cloned(),
+        ) else {
             return;
         };
         match sv2_to_sv1::build_sv1_notify_from_sv2(prev, job, clean) {
@@ -365,11 +425,21 @@ impl Bridge {
             return self.on_ehash(header.msg_type(), frame).await;
         }
         if ext == 0x0001 {
-            let parsed = stratum_core::parsers_sv2::Extensions::try_from((header.ext_type(), header.msg_type(), frame.payload()))
-                .map_err(|e| format!("{e:?}"))?;
+            let parsed = stratum_core::parsers_sv2::Extensions::try_from((
+                header.ext_type(),
+                header.msg_type(),
+                frame.payload(),
+            ))
+            .map_err(|e| format!("{e:?}"))?;
             use stratum_core::parsers_sv2::{Extensions, ExtensionsNegotiation};
-            if let Extensions::ExtensionsNegotiation(ExtensionsNegotiation::RequestExtensionsSuccess(s)) = parsed {
-                self.ehash = s.supported_extensions.into_inner().contains(&EXTENSION_TYPE_EHASH);
+            if let Extensions::ExtensionsNegotiation(
+                ExtensionsNegotiation::RequestExtensionsSuccess(s),
+            ) = parsed
+            {
+                self.ehash = s
+                    .supported_extensions
+                    .into_inner()
+                    .contains(&EXTENSION_TYPE_EHASH);
                 tracing::info!(ehash = self.ehash, "extension negotiation done");
             }
             return Ok(());
@@ -377,13 +447,16 @@ impl Bridge {
         if ext != 0 {
             return Ok(());
         }
-        let msg = Mining::try_from((header.msg_type(), frame.payload())).map_err(|e| format!("{e:?}"))?;
+        let msg =
+            Mining::try_from((header.msg_type(), frame.payload())).map_err(|e| format!("{e:?}"))?;
         match msg.into_owned() {
             MiningOwned::OpenExtendedMiningChannelSuccess(s) => {
                 let prefix = s.extranonce_prefix.into_bytes();
                 let rollable = usize::from(s.extranonce_size);
                 if rollable <= MINER_PREFIX_LEN {
-                    return Err(format!("pool gave only {rollable} rollable extranonce bytes"));
+                    return Err(format!(
+                        "pool gave only {rollable} rollable extranonce bytes"
+                    ));
                 }
                 tracing::info!(channel_id = s.channel_id, rollable, "upstream channel open");
                 self.channel = Some(ChannelState {
@@ -397,10 +470,15 @@ impl Bridge {
                 });
             }
             MiningOwned::OpenMiningChannelError(e) => {
-                return Err(format!("pool refused the channel: {}", String::from_utf8_lossy(e.error_code.as_bytes())));
+                return Err(format!(
+                    "pool refused the channel: {}",
+                    String::from_utf8_lossy(e.error_code.as_bytes())
+                ));
             }
             MiningOwned::NewExtendedMiningJob(job) => {
-                let Some(ch) = self.channel.as_mut() else { return Ok(()) };
+                let Some(ch) = self.channel.as_mut() else {
+                    return Ok(());
+                };
                 let active = job.min_ntime.clone().into_inner().is_some();
                 let job_id = job.job_id;
                 ch.jobs.insert(job_id, job);
@@ -416,19 +494,27 @@ impl Bridge {
                 }
             }
             MiningOwned::SetNewPrevHash(p) => {
-                let Some(ch) = self.channel.as_mut() else { return Ok(()) };
+                let Some(ch) = self.channel.as_mut() else {
+                    return Ok(());
+                };
                 ch.active_job = Some(p.job_id);
                 ch.prev_hash = Some(p);
                 self.broadcast_work(true).await;
             }
             MiningOwned::SetTarget(t) => {
-                let Some(ch) = self.channel.as_mut() else { return Ok(()) };
+                let Some(ch) = self.channel.as_mut() else {
+                    return Ok(());
+                };
                 ch.target = Target::from_le_bytes(t.maximum_target.to_array());
                 self.broadcast_work(false).await;
             }
             MiningOwned::SubmitSharesSuccess(s) => {
-                self.stats.shares_accepted.fetch_add(u64::from(s.new_submits_accepted_count), Ordering::Relaxed);
-                self.stats.accepted_amount.fetch_add(s.new_shares_sum, Ordering::Relaxed);
+                self.stats
+                    .shares_accepted
+                    .fetch_add(u64::from(s.new_submits_accepted_count), Ordering::Relaxed);
+                self.stats
+                    .accepted_amount
+                    .fetch_add(s.new_shares_sum, Ordering::Relaxed);
                 // The wallet keeps the blinding secret, keyed by B_, until the signature arrives.
                 if let Some(p) = self.pending.remove(&s.last_sequence_number) {
                     self.answer_submit(p.miner, p.request_id, true).await;
@@ -453,24 +539,37 @@ impl Bridge {
     async fn on_ehash(&mut self, msg_type: u8, mut frame: sv2_io::Frame) -> Result<(), String> {
         match msg_type {
             m::MSG_EHASH_MINT_INFO => {
-                let info: m::EhashMintInfo = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
-                let keyset = cdk::nuts::Id::from_bytes(info.keyset_id.as_bytes()).map_err(|e| e.to_string())?;
+                let info: m::EhashMintInfo =
+                    m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                let keyset = cdk::nuts::Id::from_bytes(info.keyset_id.as_bytes())
+                    .map_err(|e| e.to_string())?;
                 let url = m::read_str(&info.mint_url).map_err(|e| e.to_string())?;
                 tracing::info!(%keyset, %url, "pool announced ehash keyset");
                 self.keyset = Some(keyset);
                 self.mint_url.send_replace(Some(url));
             }
             m::MSG_EHASH_SIGNATURE => {
-                let sig: m::EhashSignature = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                let sig: m::EhashSignature =
+                    m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
                 let Some(w) = self.wallet.borrow().clone() else {
                     return Err("signature arrived before the wallet opened".into());
                 };
-                let blinded: [u8; 33] = sig.blinded.as_bytes().try_into().map_err(|_| "B_ must be 33 bytes")?;
+                let blinded: [u8; 33] = sig
+                    .blinded
+                    .as_bytes()
+                    .try_into()
+                    .map_err(|_| "B_ must be 33 bytes")?;
                 let stats = self.stats.clone();
                 // Storing a proof touches the database: do it off the bridge task.
                 tokio::spawn(async move {
                     match w
-                        .receive_signature(&blinded, sig.amount, sig.signature.as_bytes(), sig.dleq_e.to_array(), sig.dleq_s.to_array())
+                        .receive_signature(
+                            &blinded,
+                            sig.amount,
+                            sig.signature.as_bytes(),
+                            sig.dleq_e.to_array(),
+                            sig.dleq_s.to_array(),
+                        )
                         .await
                     {
                         Ok(a) => {
@@ -484,7 +583,8 @@ impl Bridge {
                 });
             }
             m::MSG_EHASH_SIGNATURE_ERROR => {
-                let e: m::EhashSignatureError = m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                let e: m::EhashSignatureError =
+                    m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
                 self.stats.ehash_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     sequence_number = e.sequence_number,

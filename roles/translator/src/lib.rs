@@ -67,19 +67,30 @@ impl TranslatorHandle {
 
 /// Starts the translator.
 pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, TranslatorError> {
-    let authority: AuthorityPublicKey = config.pool_authority.parse().map_err(|e: sv2_io::KeyError| {
-        TranslatorError::Config { key: "pool_authority", reason: e.to_string() }
-    })?;
+    let authority: AuthorityPublicKey =
+        config
+            .pool_authority
+            .parse()
+            .map_err(|e: sv2_io::KeyError| TranslatorError::Config {
+                key: "pool_authority",
+                reason: e.to_string(),
+            })?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| TranslatorError::Config {
         key: "data_dir",
         reason: format!("{}: {e}", config.data_dir.display()),
     })?;
     let listener = tokio::net::TcpListener::bind(config.sv1_listen)
         .await
-        .map_err(|source| TranslatorError::Bind { addr: config.sv1_listen, source })?;
+        .map_err(|source| TranslatorError::Bind {
+            addr: config.sv1_listen,
+            source,
+        })?;
     let sv1_addr = listener
         .local_addr()
-        .map_err(|source| TranslatorError::Bind { addr: config.sv1_listen, source })?;
+        .map_err(|source| TranslatorError::Bind {
+            addr: config.sv1_listen,
+            source,
+        })?;
     let stats = Arc::new(TranslatorStats::default());
     let (wallet_tx, wallet_rx) = watch::channel(None);
     let (mint_url_tx, mint_url_rx) = watch::channel(config.mint_url.clone());
@@ -87,7 +98,12 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
     let shutdown = CancellationToken::new();
     let bridge = bridge::Bridge::new(wallet_rx.clone(), mint_url_tx, stats.clone());
     let mut tasks = vec![tokio::spawn(bridge.run(events_rx))];
-    tasks.push(tokio::spawn(open_wallet(config.data_dir.clone(), mint_url_rx, wallet_tx, shutdown.clone())));
+    tasks.push(tokio::spawn(open_wallet(
+        config.data_dir.clone(),
+        mint_url_rx,
+        wallet_tx,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(upstream::run(
         config.pool_address.clone(),
         authority,
@@ -96,9 +112,19 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         events_tx.clone(),
         shutdown.clone(),
     )));
-    tasks.push(tokio::spawn(accept_miners(listener, events_tx, shutdown.clone())));
+    tasks.push(tokio::spawn(accept_miners(
+        listener,
+        events_tx,
+        shutdown.clone(),
+    )));
     tracing::info!(%sv1_addr, pool = %config.pool_address, "translator started");
-    Ok(TranslatorHandle { sv1_addr, stats, wallet: wallet_rx, shutdown, tasks })
+    Ok(TranslatorHandle {
+        sv1_addr,
+        stats,
+        wallet: wallet_rx,
+        shutdown,
+        tasks,
+    })
 }
 
 /// Opens the wallet once the mint URL is known, and restores what the mint signed for us.

@@ -22,7 +22,11 @@ pub async fn serve_miner(
 ) {
     let (rd, mut wr) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
-    if bridge.send(BridgeEvent::MinerConnected { id, lines: out_tx }).await.is_err() {
+    if bridge
+        .send(BridgeEvent::MinerConnected { id, lines: out_tx })
+        .await
+        .is_err()
+    {
         return;
     }
     let writer = tokio::spawn(async move {
@@ -59,12 +63,21 @@ pub async fn serve_miner(
             Err(e) => {
                 tracing::debug!(%peer, error = ?e, "unsupported SV1 message");
                 if let Message::StandardRequest(r) = msg {
-                    let _ = bridge.send(BridgeEvent::Unsupported { id, request_id: r.id }).await;
+                    let _ = bridge
+                        .send(BridgeEvent::Unsupported {
+                            id,
+                            request_id: r.id,
+                        })
+                        .await;
                 }
                 continue;
             }
         };
-        if bridge.send(BridgeEvent::Request { id, request }).await.is_err() {
+        if bridge
+            .send(BridgeEvent::Request { id, request })
+            .await
+            .is_err()
+        {
             break "translator stopped".into();
         }
     };
@@ -74,7 +87,10 @@ pub async fn serve_miner(
 }
 
 /// Reads one line of at most `MAX_LINE` bytes.
-async fn read_line(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, buf: &mut Vec<u8>) -> Result<(), String> {
+async fn read_line(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
     loop {
         let available = reader.fill_buf().await.map_err(|e| e.to_string())?;
         if available.is_empty() {

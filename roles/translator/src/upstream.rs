@@ -7,7 +7,9 @@ use std::time::Duration;
 use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::extensions_sv2::RequestExtensionsOwned;
 use stratum_core::mining_sv2::OpenExtendedMiningChannelOwned;
-use stratum_core::parsers_sv2::{CommonMessages, ExtensionsNegotiationOwned, ExtensionsOwned, MiningOwned};
+use stratum_core::parsers_sv2::{
+    CommonMessages, ExtensionsNegotiationOwned, ExtensionsOwned, MiningOwned,
+};
 use sv2_io::AuthorityPublicKey;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -52,8 +54,11 @@ async fn session(
     hashrate: f32,
     events: &mpsc::Sender<BridgeEvent>,
 ) -> Result<(), String> {
-    let (mut reader, sender) = sv2_io::connect(address, authority).await.map_err(|e| e.to_string())?;
-    let setup = sv2_io::frame::setup_connection(Protocol::MiningProtocol, 0).map_err(|e| e.to_string())?;
+    let (mut reader, sender) = sv2_io::connect(address, authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let setup =
+        sv2_io::frame::setup_connection(Protocol::MiningProtocol, 0).map_err(|e| e.to_string())?;
     sender.send(setup).await.map_err(|e| e.to_string())?;
     let mut reply = reader.next().await.map_err(|e| e.to_string())?;
     let (_, t) = sv2_io::frame::kind(&reply);
@@ -61,31 +66,42 @@ async fn session(
         Ok(CommonMessages::SetupConnectionSuccess(_)) => {}
         other => return Err(format!("pool refused setup: {other:?}")),
     }
-    let request = ExtensionsOwned::ExtensionsNegotiation(ExtensionsNegotiationOwned::RequestExtensions(
-        RequestExtensionsOwned {
+    let request = ExtensionsOwned::ExtensionsNegotiation(
+        ExtensionsNegotiationOwned::RequestExtensions(RequestExtensionsOwned {
             request_id: 1,
-            requested_extensions: binary_sv2::Seq064KOwned::new(vec![EXTENSION_TYPE_EHASH]).map_err(|e| format!("{e:?}"))?,
-        },
-    ));
+            requested_extensions: binary_sv2::Seq064KOwned::new(vec![EXTENSION_TYPE_EHASH])
+                .map_err(|e| format!("{e:?}"))?,
+        }),
+    );
     sender
         .send(sv2_io::frame::encode_standard(request).map_err(|e| e.to_string())?)
         .await
         .map_err(|e| e.to_string())?;
     let open = OpenExtendedMiningChannelOwned {
         request_id: 1,
-        user_identity: binary_sv2::Str0255Owned::try_from(user.to_string()).map_err(|_| "user identity too long")?,
+        user_identity: binary_sv2::Str0255Owned::try_from(user.to_string())
+            .map_err(|_| "user identity too long")?,
         nominal_hash_rate: hashrate,
         max_target: [0xffu8; 32].into(),
         min_extranonce_size: MIN_EXTRANONCE,
     };
     sender
-        .send(sv2_io::frame::encode_standard(MiningOwned::OpenExtendedMiningChannel(open)).map_err(|e| e.to_string())?)
+        .send(
+            sv2_io::frame::encode_standard(MiningOwned::OpenExtendedMiningChannel(open))
+                .map_err(|e| e.to_string())?,
+        )
         .await
         .map_err(|e| e.to_string())?;
-    events.send(BridgeEvent::UpstreamUp(sender)).await.map_err(|_| "bridge stopped")?;
+    events
+        .send(BridgeEvent::UpstreamUp(sender))
+        .await
+        .map_err(|_| "bridge stopped")?;
     tracing::info!(%address, "pool link up");
     loop {
         let frame = reader.next().await.map_err(|e| e.to_string())?;
-        events.send(BridgeEvent::Upstream(frame)).await.map_err(|_| "bridge stopped")?;
+        events
+            .send(BridgeEvent::Upstream(frame))
+            .await
+            .map_err(|_| "bridge stopped")?;
     }
 }

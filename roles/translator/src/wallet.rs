@@ -75,7 +75,8 @@ fn load_or_create_seed(path: &Path) -> Result<[u8; 64], WalletError> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
             }
-            sv2_io::keys::write_private(path, &hex::encode(seed)).map_err(|e| err(e.to_string()))?;
+            sv2_io::keys::write_private(path, &hex::encode(seed))
+                .map_err(|e| err(e.to_string()))?;
             Ok(seed)
         }
         Err(e) => Err(err(e.to_string())),
@@ -123,17 +124,30 @@ impl EhashWallet {
 
     /// Derives the next blinded message for `keyset`, reserving its counter durably first.
     pub async fn next_blinded(&self, keyset: Id) -> Result<[u8; 33], WalletError> {
-        let end = self.wallet.localstore.increment_keyset_counter(&keyset, 1).await?;
+        let end = self
+            .wallet
+            .localstore
+            .increment_keyset_counter(&keyset, 1)
+            .await?;
         let counter = end.saturating_sub(1);
-        let secret =
-            Secret::from_seed(&self.seed, keyset, counter).map_err(|e| WalletError::Derive(e.to_string()))?;
+        let secret = Secret::from_seed(&self.seed, keyset, counter)
+            .map_err(|e| WalletError::Derive(e.to_string()))?;
         let r = SecretKey::from_seed(&self.seed, keyset, counter)
             .map_err(|e| WalletError::Derive(e.to_string()))?;
-        let (blinded, r) =
-            blind_message(&secret.to_bytes(), Some(r)).map_err(|e| WalletError::Derive(e.to_string()))?;
+        let (blinded, r) = blind_message(&secret.to_bytes(), Some(r))
+            .map_err(|e| WalletError::Derive(e.to_string()))?;
         let bytes = blinded.to_bytes();
         if let Ok(mut o) = self.outstanding.lock() {
-            o.insert(bytes, Outstanding { keyset, secret, r, blinded, counter });
+            o.insert(
+                bytes,
+                Outstanding {
+                    keyset,
+                    secret,
+                    r,
+                    blinded,
+                    counter,
+                },
+            );
         }
         Ok(bytes)
     }
@@ -160,7 +174,9 @@ impl EhashWallet {
             .lock()
             .ok()
             .and_then(|mut o| o.remove(blinded))
-            .ok_or_else(|| WalletError::BadSignature("signature for a blinded message we did not send".into()))?;
+            .ok_or_else(|| {
+                WalletError::BadSignature("signature for a blinded message we did not send".into())
+            })?;
         let bad = |e: String| WalletError::BadSignature(e);
         let sig = BlindSignature {
             amount: Amount::from(amount),
@@ -175,14 +191,20 @@ impl EhashWallet {
         let key = keys
             .amount_key(Amount::from(amount))
             .ok_or_else(|| bad(format!("keyset has no key for amount {amount}")))?;
-        sig.verify_dleq(key, out.blinded).map_err(|e| bad(format!("DLEQ: {e}")))?;
+        sig.verify_dleq(key, out.blinded)
+            .map_err(|e| bad(format!("DLEQ: {e}")))?;
         let proofs = construct_proofs(vec![sig], vec![out.r], vec![out.secret], &keys)
             .map_err(|e| bad(e.to_string()))?;
         let infos = proofs
             .into_iter()
             .map(|p| {
-                ProofInfo::new(p, self.wallet.mint_url.clone(), State::Unspent, self.wallet.unit.clone())
-                    .map(|i| i.with_derivation_index(out.counter))
+                ProofInfo::new(
+                    p,
+                    self.wallet.mint_url.clone(),
+                    State::Unspent,
+                    self.wallet.unit.clone(),
+                )
+                .map(|i| i.with_derivation_index(out.counter))
             })
             .collect::<Result<Vec<_>, _>>()?;
         self.wallet.localstore.update_proofs(infos, vec![]).await?;
@@ -208,7 +230,10 @@ impl EhashWallet {
             return Ok((0, 0));
         }
         let states = self.wallet.check_proofs_spent(proofs).await?;
-        Ok((n, states.iter().filter(|s| s.state == State::Unspent).count()))
+        Ok((
+            n,
+            states.iter().filter(|s| s.state == State::Unspent).count(),
+        ))
     }
 
     /// Verifies the DLEQ of every stored proof; returns how many verified.
@@ -217,7 +242,9 @@ impl EhashWallet {
         let mut ok = 0;
         for p in proofs {
             let keys = self.keys(p.keyset_id).await?;
-            let Some(key) = keys.amount_key(p.amount) else { continue };
+            let Some(key) = keys.amount_key(p.amount) else {
+                continue;
+            };
             if p.verify_dleq(key).is_ok() {
                 ok += 1;
             }
@@ -225,4 +252,3 @@ impl EhashWallet {
         Ok(ok)
     }
 }
-
