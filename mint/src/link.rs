@@ -6,7 +6,7 @@ use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
 use std::sync::Arc;
 use std::time::Duration;
 use sv2_io::{AuthorityKeypair, AuthorityPublicKey, FrameReader, FrameSender};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -22,36 +22,18 @@ pub async fn serve(
     http_url: String,
     shutdown: CancellationToken,
 ) {
-    let pools = Arc::new(pools);
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "mint link accept failed");
-                continue;
-            }
-        };
-        let ctx = LinkContext {
-            keys: keys.clone(),
-            pools: pools.clone(),
-            signer: signer.clone(),
-            ledger: ledger.clone(),
-            http_url: http_url.clone(),
-        };
-        let sd = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = sd.cancelled() => {}
-                r = ctx.handle(stream) => if let Err(e) = r {
-                    tracing::info!(%peer, error = %e, "mint link closed");
-                }
-            }
-        });
-    }
+    let ctx = Arc::new(LinkContext {
+        keys: keys.clone(),
+        pools: Arc::new(pools),
+        signer,
+        ledger,
+        http_url,
+    });
+    sv2_io::serve(listener, keys, "mint-link", shutdown, move |r, s| {
+        let ctx = ctx.clone();
+        async move { ctx.handle(r, s).await }
+    })
+    .await;
 }
 
 struct LinkContext {
@@ -67,10 +49,7 @@ fn encode<T: m::Wire>(msg: T, t: u8) -> Result<sv2_io::Frame, String> {
 }
 
 impl LinkContext {
-    async fn handle(self, stream: TcpStream) -> Result<(), String> {
-        let (mut reader, sender) = sv2_io::accept(stream, &self.keys)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn handle(&self, mut reader: FrameReader, sender: FrameSender) -> Result<(), String> {
         let pool = self.authenticate(&mut reader, &sender).await?;
         tracing::info!(peer = %reader.peer(), %pool, "pool authenticated on mint link");
         let keyset = self.ledger.active_keyset().map_err(|e| e.to_string())?;

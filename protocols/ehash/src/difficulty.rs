@@ -105,6 +105,17 @@ fn bit_length_le(v: &[u8; 32]) -> u32 {
     0
 }
 
+/// True if a hash (internal byte order, i.e. a little-endian number) is at or below a
+/// little-endian target.
+pub fn meets_target(hash_le: &[u8; 32], target_le: &[u8; 32]) -> bool {
+    for i in (0..32).rev() {
+        if hash_le[i] != target_le[i] {
+            return hash_le[i] < target_le[i];
+        }
+    }
+    true
+}
+
 /// Expected hashes to find a hash meeting `target_le` (2^256 / (target + 1)), as a float.
 pub fn expected_hashes(target_le: &[u8; 32]) -> f64 {
     let mut t = 0f64;

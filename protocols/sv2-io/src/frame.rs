@@ -34,12 +34,12 @@ pub fn encode<T: Serialize + GetSize>(
     frame
         .encode_into(&mut buf)
         .map_err(|e| err(format!("{e:?}")))?;
-    SerializedFrame::from_bytes(buf.into()).map_err(|e| err(format!("size hint {e:?}")))
+    SerializedFrame::from_bytes(buf).map_err(|e| err(format!("size hint {e:?}")))
 }
 
 /// Wraps already-encoded frame bytes (header included), e.g. a message with TLVs appended.
 pub fn from_bytes(bytes: Vec<u8>) -> Result<Frame, FrameError> {
-    SerializedFrame::from_bytes(bytes.into()).map_err(|e| FrameError::Encode {
+    SerializedFrame::from_bytes(bytes).map_err(|e| FrameError::Encode {
         msg_type: 0,
         reason: format!("size hint {e:?}"),
     })

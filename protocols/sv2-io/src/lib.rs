@@ -10,4 +10,4 @@ pub mod link;
 
 pub use frame::{encode, Frame, FrameError};
 pub use keys::{AuthorityKeypair, AuthorityPublicKey, KeyError};
-pub use link::{accept, connect, FrameReader, FrameSender, LinkError};
+pub use link::{accept, connect, serve, FrameReader, FrameSender, LinkError};

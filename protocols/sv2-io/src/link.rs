@@ -200,3 +200,45 @@ pub async fn connect(
         spawn_writer(writer, peer),
     ))
 }
+
+/// Accepts Noise connections on `listener` until `shutdown`, running `handler` for each one in
+/// its own task; a handler error closes only that connection and is logged with `role`.
+pub async fn serve<F, Fut>(
+    listener: tokio::net::TcpListener,
+    keys: AuthorityKeypair,
+    role: &'static str,
+    shutdown: tokio_util::sync::CancellationToken,
+    handler: F,
+) where
+    F: Fn(FrameReader, FrameSender) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let handler = std::sync::Arc::new(handler);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(role, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (keys, handler, sd) = (keys.clone(), handler.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let result = async {
+                let (reader, sender) = accept(stream, &keys).await.map_err(|e| e.to_string())?;
+                tokio::select! {
+                    _ = sd.cancelled() => Ok(()),
+                    r = handler(reader, sender) => r,
+                }
+            };
+            match result.await {
+                Ok(()) => tracing::info!(role, %peer, "connection closed"),
+                Err(e) => tracing::info!(role, %peer, error = %e, "connection closed"),
+            }
+        });
+    }
+}

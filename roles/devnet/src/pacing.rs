@@ -1,7 +1,9 @@
 //! Block pacing: the devnet's block target, harder than regtest's nBits, tuned so blocks
 //! arrive about every `interval` at whatever hashrate the miners have.
 
-use ehash_protocol::difficulty::{expected_hashes, target_for_expected_hashes};
+use ehash_protocol::difficulty::{
+    expected_hashes, meets_target as meets, target_for_expected_hashes,
+};
 use std::time::{Duration, Instant};
 
 /// Expected hashes of regtest's nBits target (0x207fffff is about 2).
@@ -58,16 +60,6 @@ impl BlockPacer {
     pub fn is_met_by(&self, hash: &[u8; 32]) -> bool {
         meets(hash, &self.target_le())
     }
-}
-
-/// Compares a hash (little-endian number) with a little-endian target.
-pub fn meets(hash: &[u8; 32], target_le: &[u8; 32]) -> bool {
-    for i in (0..32).rev() {
-        if hash[i] != target_le[i] {
-            return hash[i] < target_le[i];
-        }
-    }
-    true
 }
 
 /// Expected hashes behind a little-endian target (for logs).

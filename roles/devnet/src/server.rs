@@ -182,32 +182,14 @@ pub async fn serve(
             }
         }
     });
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => { tracing::warn!(error = %e, "TDP accept failed"); continue; }
-            },
-        };
-        let keys = keys.clone();
-        let state = state.clone();
-        let sd = shutdown.clone();
-        tokio::spawn(async move {
-            let result = async {
-                let (reader, sender) = sv2_io::accept(stream, &keys)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::select! {
-                    _ = sd.cancelled() => Ok(()),
-                    r = serve_pool(reader, sender, state) => r,
-                }
-            };
-            if let Err(e) = result.await {
-                tracing::info!(%peer, error = %e, "TDP connection closed");
-            }
-        });
-    }
+    sv2_io::serve(
+        listener,
+        keys,
+        "template-provider",
+        shutdown,
+        move |r, s| serve_pool(r, s, state.clone()),
+    )
+    .await;
 }
 
 async fn send_announcement(

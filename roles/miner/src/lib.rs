@@ -1,6 +1,7 @@
 //! A multi-threaded CPU SV1 miner: subscribes, authorizes, hashes the current job on N threads
 //! and submits every hash that meets the difficulty.
 
+use ehash_protocol::difficulty::meets_target as meets;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -54,15 +55,6 @@ struct Found {
 pub fn target_from_difficulty(diff: f64) -> [u8; 32] {
     let hashes = diff * 2f64.powi(48) / 65535.0 * (1.0 + 1e-9);
     ehash_protocol::difficulty::target_for_expected_hashes(hashes)
-}
-
-fn meets(hash: &[u8; 32], target: &[u8; 32]) -> bool {
-    for i in (0..32).rev() {
-        if hash[i] != target[i] {
-            return hash[i] < target[i];
-        }
-    }
-    true
 }
 
 fn merkle_root(w: &Work, extranonce2: &[u8]) -> [u8; 32] {

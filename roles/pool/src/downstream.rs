@@ -5,6 +5,7 @@ use crate::channel::{ChannelKind, PoolChannel, Share};
 use crate::mint_client::{EhashReply, PendingSign};
 use crate::work::WorkEvent;
 use crate::PoolContext;
+use ehash_protocol::difficulty::meets_target as meets;
 use ehash_protocol::{messages as m, BlindedShare, EXTENSION_TYPE_EHASH};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -123,15 +124,6 @@ fn share_error_code(e: &ShareValidationError) -> &'static str {
         ShareValidationError::NoChainTip => "stale-share",
         _ => "invalid-share",
     }
-}
-
-fn meets(hash_le: &[u8; 32], target_le: &[u8; 32]) -> bool {
-    for i in (0..32).rev() {
-        if hash_le[i] != target_le[i] {
-            return hash_le[i] < target_le[i];
-        }
-    }
-    true
 }
 
 impl Connection {
@@ -413,7 +405,7 @@ impl Connection {
         };
         pc.set_target(k, self.ctx.unit.target(k))?;
         let success = OpenStandardMiningChannelSuccessOwned {
-            request_id: o.request_id.into(),
+            request_id: o.request_id,
             channel_id,
             target: self.ctx.unit.target_le(k).into(),
             extranonce_prefix: binary_sv2::B032Owned::try_from(prefix_bytes)

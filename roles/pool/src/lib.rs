@@ -202,7 +202,13 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             keys.clone(),
             shutdown.clone(),
         )),
-        tokio::spawn(accept_loop(listener, keys.clone(), ctx, shutdown.clone())),
+        tokio::spawn(sv2_io::serve(
+            listener,
+            keys.clone(),
+            "pool",
+            shutdown.clone(),
+            move |r, s| downstream::serve(ctx.clone(), r, s),
+        )),
     ];
     tracing::info!(%addr, authority = %keys.public(), "pool started");
     Ok(PoolHandle {
@@ -213,39 +219,4 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         shutdown,
         tasks,
     })
-}
-
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    keys: AuthorityKeypair,
-    ctx: Arc<PoolContext>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
-            },
-        };
-        let keys = keys.clone();
-        let ctx = ctx.clone();
-        let sd = shutdown.clone();
-        tokio::spawn(async move {
-            let result = async {
-                let (reader, sender) = sv2_io::accept(stream, &keys)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::select! {
-                    _ = sd.cancelled() => Ok(()),
-                    r = downstream::serve(ctx, reader, sender) => r,
-                }
-            };
-            match result.await {
-                Ok(()) => tracing::info!(%peer, "downstream disconnected"),
-                Err(e) => tracing::info!(%peer, error = %e, "downstream connection closed"),
-            }
-        });
-    }
 }
