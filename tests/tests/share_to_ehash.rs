@@ -25,7 +25,7 @@ async fn shares_earn_ehash_end_to_end() {
     stack.quiesce(Duration::from_secs(30)).await;
     let r = stack.report().await.expect("report");
     let t = stack.translator.stats.snapshot();
-    println!("{}", serde_json_line(&r));
+    println!("{r:?}");
     assert!(r.shares_accepted >= 50);
     assert!(r.ehash_issued > 0);
     // wallet balance == mint's issued total == sum of accepted share amounts
@@ -45,10 +45,6 @@ async fn shares_earn_ehash_end_to_end() {
     let mint = stack.mint.ledger.stats().await.expect("mint stats");
     assert_eq!(mint.signatures, r.wallet_proofs);
     stack.shutdown().await;
-}
-
-fn serde_json_line(r: &hashpool::DevnetReport) -> String {
-    format!("{r:?}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

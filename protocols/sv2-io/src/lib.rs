@@ -4,10 +4,12 @@
 //! frames) and a [`FrameSender`] (cloneable; a writer task owns the socket's write half), so
 //! any task may send without locking the socket.
 
+pub mod backoff;
 pub mod frame;
 pub mod keys;
 pub mod link;
 
+pub use backoff::Backoff;
 pub use frame::{encode, Frame, FrameError};
 pub use keys::{AuthorityKeypair, AuthorityPublicKey, KeyError};
 pub use link::{accept, connect, serve, FrameReader, FrameSender, LinkError};

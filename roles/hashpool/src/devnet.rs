@@ -181,7 +181,7 @@ impl DevnetStack {
         self.pool.stats.snapshot().blocks_found
     }
 
-    /// Hashes per second of all miners since `since` given a previous hash count.
+    /// Hashes computed by all miners since start.
     pub fn total_hashes(&self) -> u64 {
         self.miner_stats
             .iter()

@@ -248,7 +248,14 @@ async fn session(
                             coinbase2: n.coin_base2.clone().into(),
                             extranonce1: en1.clone(),
                             extranonce2_size: *en2,
-                            branch: n.merkle_branch.iter().map(|b| { let s: &[u8] = b.as_ref(); s.try_into().unwrap_or([0u8; 32]) }).collect(),
+                            branch: n
+                                .merkle_branch
+                                .iter()
+                                .map(|b| {
+                                    let s: &[u8] = b.as_ref();
+                                    s.try_into().map_err(|_| "merkle branch node must be 32 bytes")
+                                })
+                                .collect::<Result<_, _>>()?,
                             version: n.version.0,
                             prev_hash: prev.try_into().map_err(|_| "prev hash must be 32 bytes")?,
                             nbits: n.bits.0,

@@ -64,10 +64,10 @@ impl Share {
     }
 }
 
-/// The coinbase outputs paying the pool the whole template value.
-pub fn reward_outputs(template: &NewTemplateOwned, payout: &ScriptBuf) -> Vec<TxOut> {
+/// The coinbase outputs paying the pool `value` (a template's whole coinbase value).
+pub fn reward_outputs(value: u64, payout: &ScriptBuf) -> Vec<TxOut> {
     vec![TxOut {
-        value: Amount::from_sat(template.coinbase_tx_value_remaining),
+        value: Amount::from_sat(value),
         script_pubkey: payout.clone(),
     }]
 }
@@ -109,7 +109,7 @@ impl PoolChannel {
         t: &NewTemplateOwned,
         payout: &ScriptBuf,
     ) -> Result<Option<MiningOwned>, String> {
-        let outs = reward_outputs(t, payout);
+        let outs = reward_outputs(t.coinbase_tx_value_remaining, payout);
         match &mut self.kind {
             ChannelKind::Extended(c) => {
                 c.on_new_template(t.clone(), outs)

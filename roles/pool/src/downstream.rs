@@ -2,7 +2,7 @@
 //! channels, jobs, share validation, ehash issuance and vardiff.
 
 use crate::channel::{ChannelKind, PoolChannel, Share};
-use crate::mint_client::{EhashReply, PendingSign};
+use crate::mint_client::EhashReply;
 use crate::work::WorkEvent;
 use crate::PoolContext;
 use ehash_protocol::difficulty::meets_target as meets;
@@ -11,40 +11,43 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use stratum_core::bitcoin::hashes::Hash;
 use stratum_core::bitcoin::Target;
 use stratum_core::channels_sv2::server::extended::ExtendedChannel;
-use stratum_core::channels_sv2::server::share_accounting::{
-    ShareValidationError, ShareValidationResult,
-};
 use stratum_core::channels_sv2::server::standard::StandardChannel;
 use stratum_core::common_messages_sv2::{Protocol, SetupConnectionSuccess};
 use stratum_core::extensions_sv2::{RequestExtensionsErrorOwned, RequestExtensionsSuccessOwned};
 use stratum_core::mining_sv2::{
     OpenExtendedMiningChannelSuccessOwned, OpenMiningChannelErrorOwned,
-    OpenStandardMiningChannelSuccessOwned, SetTargetOwned, SubmitSharesErrorOwned,
-    SubmitSharesSuccess,
+    OpenStandardMiningChannelSuccessOwned, SetTargetOwned,
 };
 use stratum_core::parsers_sv2::{
     parse_message_frame_with_tlvs, AnyMessage, CommonMessages, CommonMessagesOwned,
     ExtensionsNegotiation, ExtensionsNegotiationOwned, ExtensionsOwned, Mining, MiningOwned,
 };
-use stratum_core::template_distribution_sv2::SubmitSolutionOwned;
 use sv2_io::{FrameReader, FrameSender};
 use tokio::sync::{broadcast, mpsc};
 
 /// Channels one connection may open.
 const MAX_CHANNELS_PER_CONNECTION: usize = 64;
 
-struct Connection {
-    ctx: Arc<PoolContext>,
-    sender: FrameSender,
-    channels: HashMap<u32, PoolChannel>,
-    ehash: bool,
-    replies: mpsc::UnboundedSender<EhashReply>,
+/// Parameters shared by both channel kinds at open.
+struct NewChannel {
+    id: u32,
+    user: String,
+    k: u8,
+    max_target: Target,
+    hashrate: f32,
 }
 
-fn str255(s: &str) -> Result<binary_sv2::Str0255Owned, String> {
+pub(crate) struct Connection {
+    pub(crate) ctx: Arc<PoolContext>,
+    pub(crate) sender: FrameSender,
+    pub(crate) channels: HashMap<u32, PoolChannel>,
+    pub(crate) ehash: bool,
+    pub(crate) replies: mpsc::UnboundedSender<EhashReply>,
+}
+
+pub(crate) fn str255(s: &str) -> Result<binary_sv2::Str0255Owned, String> {
     binary_sv2::Str0255Owned::try_from(s.to_string()).map_err(|_| format!("string too long: {s}"))
 }
 
@@ -112,26 +115,12 @@ where
     sender.send(frame).await.map_err(|e| e.to_string())
 }
 
-fn share_error_code(e: &ShareValidationError) -> &'static str {
-    match e {
-        ShareValidationError::Invalid(c)
-        | ShareValidationError::Stale(c)
-        | ShareValidationError::InvalidJobId(c)
-        | ShareValidationError::DoesNotMeetTarget(c)
-        | ShareValidationError::VersionRollingNotAllowed(c)
-        | ShareValidationError::DuplicateShare(c)
-        | ShareValidationError::BadExtranonceSize(c) => c,
-        ShareValidationError::NoChainTip => "stale-share",
-        _ => "invalid-share",
-    }
-}
-
 impl Connection {
-    async fn send_mining(&self, msg: MiningOwned) -> Result<(), String> {
+    pub(crate) async fn send_mining(&self, msg: MiningOwned) -> Result<(), String> {
         send(&self.sender, msg).await
     }
 
-    async fn send_ehash<T: m::Wire>(&self, msg: T, t: u8) -> Result<(), String> {
+    pub(crate) async fn send_ehash<T: m::Wire>(&self, msg: T, t: u8) -> Result<(), String> {
         let frame =
             sv2_io::encode(msg, t, EXTENSION_TYPE_EHASH, true).map_err(|e| e.to_string())?;
         self.sender.send(frame).await.map_err(|e| e.to_string())
@@ -270,6 +259,45 @@ impl Connection {
             .await
     }
 
+    /// What both channel kinds need before construction: an id, the identity and the exponent.
+    fn channel_params(
+        &self,
+        user_identity: &[u8],
+        nominal_hash_rate: f32,
+        max_target: [u8; 32],
+    ) -> NewChannel {
+        NewChannel {
+            id: self.ctx.next_channel_id.fetch_add(1, Ordering::Relaxed),
+            user: String::from_utf8_lossy(user_identity).to_string(),
+            k: self.initial_exponent(nominal_hash_rate, &max_target),
+            max_target: Target::from_le_bytes(max_target),
+            hashrate: nominal_hash_rate.max(1.0),
+        }
+    }
+
+    /// Puts a constructed channel on the ladder, registers it and replays the current work.
+    /// `success` is sent in between, after the target is set and before any job.
+    async fn install(
+        &mut self,
+        p: NewChannel,
+        kind: ChannelKind,
+        success: MiningOwned,
+    ) -> Result<(), String> {
+        let mut pc = PoolChannel {
+            kind,
+            k: p.k,
+            vardiff: crate::vardiff::PowerOfTwoVardiff::new(
+                self.ctx.vardiff_interval,
+                self.ctx.shares_per_minute,
+            ),
+        };
+        pc.set_target(p.k, self.ctx.unit.target(p.k))?;
+        self.send_mining(success).await?;
+        tracing::info!(channel_id = p.id, user = %p.user, k = p.k, "channel opened");
+        self.channels.insert(p.id, pc);
+        self.replay_work(p.id).await
+    }
+
     async fn open_extended(
         &mut self,
         o: stratum_core::mining_sv2::OpenExtendedMiningChannelOwned,
@@ -277,37 +305,39 @@ impl Connection {
         if self.channels.len() >= MAX_CHANNELS_PER_CONNECTION {
             return self.open_error(o.request_id, "too-many-channels").await;
         }
-        let prefix = {
+        let allocated = {
             let mut alloc = self
                 .ctx
                 .allocator
                 .lock()
                 .map_err(|_| "allocator poisoned")?;
-            match alloc.allocate_extended(usize::from(o.min_extranonce_size)) {
-                Ok(p) => Ok((p, alloc.rollable_extranonce_size())),
-                Err(e) => Err(format!("{e:?}")),
-            }
+            let rollable = alloc.rollable_extranonce_size();
+            alloc
+                .allocate_extended(usize::from(o.min_extranonce_size))
+                .map(|p| (p, rollable))
         };
-        let (prefix, rollable) = match prefix {
+        let (prefix, rollable) = match allocated {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot allocate extranonce prefix");
+                tracing::warn!(error = ?e, "cannot allocate extranonce prefix");
                 return self
                     .open_error(o.request_id, "unsupported-min-extranonce-size")
                     .await;
             }
         };
-        let prefix_bytes = prefix.as_bytes().to_vec();
-        let max_target_le = o.max_target.to_array();
-        let k = self.initial_exponent(o.nominal_hash_rate, &max_target_le);
-        let channel_id = self.ctx.next_channel_id.fetch_add(1, Ordering::Relaxed);
-        let user = String::from_utf8_lossy(o.user_identity.as_bytes()).to_string();
+        let prefix_bytes = binary_sv2::B032Owned::try_from(prefix.as_bytes().to_vec())
+            .map_err(|_| "prefix too long")?;
+        let p = self.channel_params(
+            o.user_identity.as_bytes(),
+            o.nominal_hash_rate,
+            o.max_target.to_array(),
+        );
         let ch = ExtendedChannel::new_for_pool(
-            channel_id,
-            user.clone(),
+            p.id,
+            p.user.clone(),
             prefix,
-            Target::from_le_bytes(max_target_le),
-            o.nominal_hash_rate.max(1.0),
+            p.max_target,
+            p.hashrate,
             true,
             u16::from(rollable),
             1,
@@ -324,29 +354,17 @@ impl Connection {
                     .await;
             }
         };
-        let mut pc = PoolChannel {
-            kind: ChannelKind::Extended(Box::new(ch)),
-            k,
-            vardiff: crate::vardiff::PowerOfTwoVardiff::new(
-                self.ctx.vardiff_interval,
-                self.ctx.shares_per_minute,
-            ),
-        };
-        pc.set_target(k, self.ctx.unit.target(k))?;
-        let success = OpenExtendedMiningChannelSuccessOwned {
-            request_id: o.request_id,
-            channel_id,
-            target: self.ctx.unit.target_le(k).into(),
-            extranonce_size: u16::from(rollable),
-            extranonce_prefix: binary_sv2::B032Owned::try_from(prefix_bytes)
-                .map_err(|_| "prefix too long")?,
-            group_channel_id: 0,
-        };
-        self.send_mining(MiningOwned::OpenExtendedMiningChannelSuccess(success))
-            .await?;
-        tracing::info!(channel_id, %user, k, "extended channel opened");
-        self.channels.insert(channel_id, pc);
-        self.replay_work(channel_id).await
+        let success =
+            MiningOwned::OpenExtendedMiningChannelSuccess(OpenExtendedMiningChannelSuccessOwned {
+                request_id: o.request_id,
+                channel_id: p.id,
+                target: self.ctx.unit.target_le(p.k).into(),
+                extranonce_size: u16::from(rollable),
+                extranonce_prefix: prefix_bytes,
+                group_channel_id: 0,
+            });
+        self.install(p, ChannelKind::Extended(Box::new(ch)), success)
+            .await
     }
 
     async fn open_standard(
@@ -356,31 +374,32 @@ impl Connection {
         if self.channels.len() >= MAX_CHANNELS_PER_CONNECTION {
             return self.open_error(o.request_id, "too-many-channels").await;
         }
-        let prefix = self
+        let allocated = self
             .ctx
             .allocator
             .lock()
             .map_err(|_| "allocator poisoned")?
-            .allocate_standard()
-            .map_err(|e| format!("{e:?}"));
-        let prefix = match prefix {
+            .allocate_standard();
+        let prefix = match allocated {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot allocate standard extranonce");
+                tracing::warn!(error = ?e, "cannot allocate standard extranonce");
                 return self.open_error(o.request_id, "capacity-exhausted").await;
             }
         };
-        let prefix_bytes = prefix.as_bytes().to_vec();
-        let max_target_le = o.max_target.to_array();
-        let k = self.initial_exponent(o.nominal_hash_rate, &max_target_le);
-        let channel_id = self.ctx.next_channel_id.fetch_add(1, Ordering::Relaxed);
-        let user = String::from_utf8_lossy(o.user_identity.as_bytes()).to_string();
+        let prefix_bytes = binary_sv2::B032Owned::try_from(prefix.as_bytes().to_vec())
+            .map_err(|_| "prefix too long")?;
+        let p = self.channel_params(
+            o.user_identity.as_bytes(),
+            o.nominal_hash_rate,
+            o.max_target.to_array(),
+        );
         let ch = StandardChannel::new_for_pool(
-            channel_id,
-            user.clone(),
+            p.id,
+            p.user.clone(),
             prefix,
-            Target::from_le_bytes(max_target_le),
-            o.nominal_hash_rate.max(1.0),
+            p.max_target,
+            p.hashrate,
             1,
             self.ctx.shares_per_minute as f32,
             self.ctx.pool_tag.clone(),
@@ -395,33 +414,21 @@ impl Connection {
                     .await;
             }
         };
-        let mut pc = PoolChannel {
-            kind: ChannelKind::Standard(Box::new(ch)),
-            k,
-            vardiff: crate::vardiff::PowerOfTwoVardiff::new(
-                self.ctx.vardiff_interval,
-                self.ctx.shares_per_minute,
-            ),
-        };
-        pc.set_target(k, self.ctx.unit.target(k))?;
-        let success = OpenStandardMiningChannelSuccessOwned {
-            request_id: o.request_id,
-            channel_id,
-            target: self.ctx.unit.target_le(k).into(),
-            extranonce_prefix: binary_sv2::B032Owned::try_from(prefix_bytes)
-                .map_err(|_| "prefix too long")?,
-            group_channel_id: 0,
-        };
-        self.send_mining(MiningOwned::OpenStandardMiningChannelSuccess(success))
-            .await?;
-        tracing::info!(channel_id, %user, k, "standard channel opened");
-        self.channels.insert(channel_id, pc);
-        self.replay_work(channel_id).await
+        let success =
+            MiningOwned::OpenStandardMiningChannelSuccess(OpenStandardMiningChannelSuccessOwned {
+                request_id: o.request_id,
+                channel_id: p.id,
+                target: self.ctx.unit.target_le(p.k).into(),
+                extranonce_prefix: prefix_bytes,
+                group_channel_id: 0,
+            });
+        self.install(p, ChannelKind::Standard(Box::new(ch)), success)
+            .await
     }
 
     /// Gives a new channel the current future job, prev hash and active job.
     async fn replay_work(&mut self, channel_id: u32) -> Result<(), String> {
-        let (snapshot, _) = self.ctx.work.subscribe();
+        let snapshot = self.ctx.work.snapshot();
         let mut events = Vec::new();
         if let Some(f) = snapshot.future {
             events.push(WorkEvent::Template(f));
@@ -463,175 +470,6 @@ impl Connection {
             self.apply_work(id, event).await?;
         }
         Ok(())
-    }
-
-    async fn reject(
-        &self,
-        channel_id: u32,
-        sequence_number: u32,
-        code: &str,
-    ) -> Result<(), String> {
-        self.ctx
-            .stats
-            .shares_rejected
-            .fetch_add(1, Ordering::Relaxed);
-        let msg = SubmitSharesErrorOwned {
-            channel_id,
-            sequence_number,
-            error_code: str255(code)?,
-        };
-        self.send_mining(MiningOwned::SubmitSharesError(msg)).await
-    }
-
-    async fn ehash_error(
-        &self,
-        channel_id: u32,
-        sequence_number: u32,
-        code: &str,
-    ) -> Result<(), String> {
-        let msg = m::EhashSignatureError {
-            channel_id,
-            sequence_number,
-            error_code: str255(code)?,
-        };
-        self.send_ehash(msg, m::MSG_EHASH_SIGNATURE_ERROR).await
-    }
-
-    async fn on_share(
-        &mut self,
-        share: Share,
-        blinded: Option<Result<BlindedShare, ehash_protocol::TlvError>>,
-    ) -> Result<(), String> {
-        let (channel_id, seq) = (share.channel_id(), share.sequence_number());
-        let mint = self.ctx.mint.current();
-        if matches!(blinded, Some(Ok(_))) && mint.is_none() {
-            // Never accept a share we cannot pay: the miner keeps the work and resubmits later.
-            return self.reject(channel_id, seq, m::ERR_MINT_UNAVAILABLE).await;
-        }
-        let (version, ntime, nonce) = share.header_fields();
-        let block_target = self.ctx.work.block_target();
-        let Some(ch) = self.channels.get_mut(&channel_id) else {
-            return self.reject(channel_id, seq, "invalid-channel-id").await;
-        };
-        let (k, target) = (ch.k, ch.target_le());
-        let result = ch.validate(share);
-        let accepted = match result {
-            Ok(ShareValidationResult::Valid(_)) => true,
-            Ok(ShareValidationResult::BlockFound(hash, template_id, coinbase)) => {
-                let hash = hash.to_byte_array();
-                // channels_sv2 calls any hash under nBits a block; on regtest that is almost
-                // every hash, so check the share target and the TP's block target ourselves.
-                let share_ok = meets(&hash, &target);
-                if share_ok && block_target.is_some_and(|t| meets(&hash, &t)) {
-                    if let Some(template_id) = template_id {
-                        self.submit_block(template_id, version, ntime, nonce, coinbase, hash);
-                    }
-                }
-                share_ok
-            }
-            Err(e) => return self.reject(channel_id, seq, share_error_code(&e)).await,
-        };
-        if !accepted {
-            return self.reject(channel_id, seq, "difficulty-too-low").await;
-        }
-        if let Some(ch) = self.channels.get_mut(&channel_id) {
-            ch.vardiff.on_share();
-        }
-        let amount = 1u64 << k;
-        self.ctx
-            .stats
-            .shares_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        let ok = SubmitSharesSuccess {
-            channel_id,
-            last_sequence_number: seq,
-            new_submits_accepted_count: 1,
-            new_shares_sum: amount,
-        };
-        self.send_mining(MiningOwned::SubmitSharesSuccess(ok))
-            .await?;
-        match (blinded, mint) {
-            (None, _) => Ok(()),
-            (Some(Err(e)), _) => {
-                tracing::debug!(channel_id, error = %e, "malformed blinded share");
-                self.ehash_error(channel_id, seq, m::ERR_INVALID_POINT)
-                    .await
-            }
-            (Some(Ok(b)), Some(info))
-                if b.keyset_id == info.keyset_id && k <= info.max_amount_log2 =>
-            {
-                let pending = PendingSign {
-                    reply: self.replies.clone(),
-                    channel_id,
-                    sequence_number: seq,
-                    amount,
-                    keyset_id: b.keyset_id,
-                    blinded: b.blinded,
-                };
-                match self.ctx.mint.request(pending) {
-                    Ok(()) => {
-                        self.ctx
-                            .stats
-                            .ehash_requested
-                            .fetch_add(amount, Ordering::Relaxed);
-                        Ok(())
-                    }
-                    Err(_) => {
-                        self.ehash_error(channel_id, seq, m::ERR_MINT_UNAVAILABLE)
-                            .await
-                    }
-                }
-            }
-            (Some(Ok(_)), Some(_)) => {
-                self.ehash_error(channel_id, seq, m::ERR_UNKNOWN_KEYSET)
-                    .await
-            }
-            (Some(Ok(_)), None) => {
-                self.ehash_error(channel_id, seq, m::ERR_MINT_UNAVAILABLE)
-                    .await
-            }
-        }
-    }
-
-    fn submit_block(
-        &self,
-        template_id: u64,
-        version: u32,
-        ntime: u32,
-        nonce: u32,
-        coinbase: Vec<u8>,
-        hash: [u8; 32],
-    ) {
-        let mut shown = hash;
-        shown.reverse();
-        let hash_hex = hex::encode(shown);
-        let Ok(coinbase_tx) = binary_sv2::B064KOwned::try_from(coinbase) else {
-            tracing::error!(template_id, "coinbase too large to submit");
-            return;
-        };
-        let solution = SubmitSolutionOwned {
-            template_id,
-            version,
-            header_timestamp: ntime,
-            header_nonce: nonce,
-            coinbase_tx,
-        };
-        if self.ctx.solutions.try_send(solution).is_err() {
-            tracing::error!(
-                template_id,
-                "template provider queue full; block solution dropped"
-            );
-            return;
-        }
-        let reward = self.ctx.work.template_value(template_id).unwrap_or(0);
-        tracing::info!(template_id, hash = %hash_hex, reward, "block found");
-        if let Ok(mut b) = self.ctx.stats.blocks.lock() {
-            b.push(crate::stats::FoundBlock {
-                template_id,
-                hash: hash_hex,
-                reward,
-            });
-        }
     }
 
     async fn on_reply(&self, reply: EhashReply) -> Result<(), String> {

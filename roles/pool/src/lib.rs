@@ -6,6 +6,7 @@ pub mod channel;
 pub mod config;
 pub mod downstream;
 pub mod mint_client;
+pub mod shares;
 pub mod stats;
 pub mod tp_client;
 pub mod vardiff;
@@ -167,25 +168,8 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         source,
     })?;
     let shutdown = CancellationToken::new();
-    let outputs = channel::reward_outputs(
-        &stratum_core::template_distribution_sv2::NewTemplateOwned {
-            template_id: 0,
-            future_template: false,
-            version: 0,
-            coinbase_tx_version: 2,
-            coinbase_prefix: binary_sv2::B0255Owned::try_from(Vec::new())
-                .map_err(|_| config_err("tp", "prefix"))?,
-            coinbase_tx_input_sequence: 0,
-            coinbase_tx_value_remaining: 0,
-            coinbase_tx_outputs_count: 0,
-            coinbase_tx_outputs: binary_sv2::B064KOwned::try_from(Vec::new())
-                .map_err(|_| config_err("tp", "outputs"))?,
-            coinbase_tx_locktime: 0,
-            merkle_path: binary_sv2::Seq0255Owned::new(Vec::new())
-                .map_err(|_| config_err("tp", "path"))?,
-        },
-        &payout,
-    );
+    // The TP only needs the outputs' size for CoinbaseOutputConstraints; values come per template.
+    let outputs = channel::reward_outputs(0, &payout);
     let tasks = vec![
         tokio::spawn(tp_client::run(
             config.tp_address.clone(),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use sv2_io::{AuthorityKeypair, AuthorityPublicKey, FrameSender};
+use sv2_io::{AuthorityKeypair, AuthorityPublicKey, Backoff, FrameSender};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +108,22 @@ impl MintLink {
         self.info.borrow().clone()
     }
 
+    /// True while the link is authenticated and ready.
+    pub fn is_up(&self) -> bool {
+        self.info.borrow().is_some()
+    }
+
+    /// Whether a blinded message for `keyset_id` worth 2^`k` can be signed now (no copies:
+    /// this runs for every share).
+    pub fn check(&self, keyset_id: &[u8], k: u8) -> Result<(), &'static str> {
+        match self.info.borrow().as_ref() {
+            None => Err(m::ERR_MINT_UNAVAILABLE),
+            Some(i) if i.keyset_id != keyset_id => Err(m::ERR_UNKNOWN_KEYSET),
+            Some(i) if k > i.max_amount_log2 => Err(m::ERR_INVALID_AMOUNT),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Queues a sign request.
     pub fn request(&self, p: PendingSign) -> Result<(), MintLinkError> {
         let sender = self
@@ -191,21 +207,22 @@ impl MintLink {
         keys: AuthorityKeypair,
         shutdown: CancellationToken,
     ) {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             let result = tokio::select! {
                 _ = shutdown.cancelled() => { self.set_down(); return; }
                 r = self.session(&address, &authority, &keys) => r,
             };
             self.set_down();
-            if let Err(e) = result {
-                tracing::warn!(%address, error = %e, retry_in = ?backoff, "mint link down");
+            match result {
+                Ok(()) => backoff.reset(),
+                Err(e) => {
+                    tracing::warn!(%address, error = %e, retry_in = ?backoff.delay(), "mint link down")
+                }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.wait(&shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 

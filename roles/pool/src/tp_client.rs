@@ -12,7 +12,7 @@ use stratum_core::parsers_sv2::{CommonMessages, TemplateDistribution};
 use stratum_core::template_distribution_sv2::{
     SubmitSolutionOwned, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_SUBMIT_SOLUTION,
 };
-use sv2_io::AuthorityPublicKey;
+use sv2_io::{AuthorityPublicKey, Backoff};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +26,7 @@ pub async fn run(
     mut solutions: mpsc::Receiver<SubmitSolutionOwned>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let session = session(
             &address,
@@ -42,16 +42,14 @@ pub async fn run(
         };
         stats.tp_connected.store(false, Ordering::Relaxed);
         match result {
-            Ok(()) => backoff = Duration::from_millis(200),
+            Ok(()) => backoff.reset(),
             Err(e) => {
-                tracing::warn!(%address, error = %e, retry_in = ?backoff, "template provider link down")
+                tracing::warn!(%address, error = %e, retry_in = ?backoff.delay(), "template provider link down")
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -54,6 +54,14 @@ impl WorkState {
         (guard.clone(), self.events.subscribe())
     }
 
+    /// The current work, for a channel that opens now.
+    pub fn snapshot(&self) -> WorkSnapshot {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Block target (little-endian) of the current tip, from the TP's `SetNewPrevHash`.
     pub fn block_target(&self) -> Option<[u8; 32]> {
         let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());

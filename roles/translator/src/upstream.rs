@@ -10,7 +10,7 @@ use stratum_core::mining_sv2::OpenExtendedMiningChannelOwned;
 use stratum_core::parsers_sv2::{
     CommonMessages, ExtensionsNegotiationOwned, ExtensionsOwned, MiningOwned,
 };
-use sv2_io::AuthorityPublicKey;
+use sv2_io::{AuthorityPublicKey, Backoff};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +26,7 @@ pub async fn run(
     events: mpsc::Sender<BridgeEvent>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -36,14 +36,14 @@ pub async fn run(
             return;
         }
         match result {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => tracing::warn!(%address, error = %e, retry_in = ?backoff, "pool link down"),
+            Ok(()) => backoff.reset(),
+            Err(e) => {
+                tracing::warn!(%address, error = %e, retry_in = ?backoff.delay(), "pool link down")
+            }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 

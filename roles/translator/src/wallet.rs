@@ -50,10 +50,16 @@ struct Outstanding {
     counter: u32,
 }
 
+/// NUT-13 counters reserved per database write. Restore scans past gaps of up to 300 unused
+/// counters, so a crash that wastes the rest of a block loses nothing.
+const COUNTER_BLOCK: u32 = 32;
+
 /// The translator's ehash wallet.
 pub struct EhashWallet {
     wallet: Wallet,
     seed: [u8; 64],
+    /// Reserved, not yet used counters per keyset: `[next, end)`.
+    counters: Mutex<HashMap<Id, (u32, u32)>>,
     keys: Mutex<HashMap<Id, Keys>>,
     outstanding: Mutex<HashMap<[u8; 33], Outstanding>>,
 }
@@ -101,6 +107,7 @@ impl EhashWallet {
         Ok(Arc::new(Self {
             wallet,
             seed,
+            counters: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             outstanding: Mutex::new(HashMap::new()),
         }))
@@ -122,14 +129,33 @@ impl EhashWallet {
         Ok(ks.keys)
     }
 
-    /// Derives the next blinded message for `keyset`, reserving its counter durably first.
-    pub async fn next_blinded(&self, keyset: Id) -> Result<[u8; 33], WalletError> {
+    /// Takes the next durably reserved counter for `keyset`, reserving a new block (one
+    /// database write) only when the current one is used up.
+    async fn next_counter(&self, keyset: Id) -> Result<u32, WalletError> {
+        let take = |m: &mut HashMap<Id, (u32, u32)>| {
+            let r = m.get_mut(&keyset).filter(|(next, end)| next < end)?;
+            r.0 += 1;
+            Some(r.0 - 1)
+        };
+        if let Some(c) = self.counters.lock().ok().and_then(|mut m| take(&mut m)) {
+            return Ok(c);
+        }
         let end = self
             .wallet
             .localstore
-            .increment_keyset_counter(&keyset, 1)
+            .increment_keyset_counter(&keyset, COUNTER_BLOCK)
             .await?;
-        let counter = end.saturating_sub(1);
+        let mut m = self
+            .counters
+            .lock()
+            .map_err(|_| WalletError::Derive("counter lock poisoned".into()))?;
+        m.insert(keyset, (end.saturating_sub(COUNTER_BLOCK), end));
+        take(&mut m).ok_or_else(|| WalletError::Derive("empty counter block".into()))
+    }
+
+    /// Derives the next blinded message for `keyset` from a durably reserved counter.
+    pub async fn next_blinded(&self, keyset: Id) -> Result<[u8; 33], WalletError> {
+        let counter = self.next_counter(keyset).await?;
         let secret = Secret::from_seed(&self.seed, keyset, counter)
             .map_err(|e| WalletError::Derive(e.to_string()))?;
         let r = SecretKey::from_seed(&self.seed, keyset, counter)
