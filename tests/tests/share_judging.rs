@@ -248,6 +248,10 @@ async fn shares_are_judged_and_bad_ehash_is_refused() {
     init_logs();
     let mut opts = fast_devnet("judging");
     opts.miners = 0;
+    // Keep the work fixed while the client mines: no block can be found and the pacer never
+    // eases (it re-announces work after 3 idle intervals), so no share here can go stale.
+    opts.block_interval_secs = 3600.0;
+    opts.initial_block_hashes = 1e15;
     let stack = DevnetStack::start(&opts).await.expect("stack");
     let mut c = Client::connect(&stack).await;
     let keyset = c.keyset.clone();
