@@ -30,6 +30,8 @@ pub struct PoolChannel {
     pub k: u8,
     /// Vardiff.
     pub vardiff: PowerOfTwoVardiff,
+    /// Sequence number of the last work event applied to this channel.
+    pub work_seq: u64,
 }
 
 /// A share of either kind.
@@ -79,6 +81,15 @@ impl PoolChannel {
             ChannelKind::Extended(c) => c.get_channel_id(),
             ChannelKind::Standard(c) => c.get_channel_id(),
         }
+    }
+
+    /// Hash of the block the channel's current jobs build on.
+    pub fn parent_hash(&self) -> Option<[u8; 32]> {
+        let tip = match &self.kind {
+            ChannelKind::Extended(c) => c.get_chain_tip(),
+            ChannelKind::Standard(c) => c.get_chain_tip(),
+        };
+        tip.map(|t| t.prev_hash().to_array())
     }
 
     /// Current share target (little-endian).

@@ -93,7 +93,7 @@ pub async fn serve(
                 conn.on_frame(frame).await?;
             }
             event = work.recv() => match event {
-                Ok(e) => conn.on_work(&e).await?,
+                Ok((seq, e)) => conn.on_work(seq, &e).await?,
                 Err(broadcast::error::RecvError::Lagged(n)) => return Err(format!("fell {n} work events behind")),
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
@@ -290,6 +290,7 @@ impl Connection {
                 self.ctx.vardiff_interval,
                 self.ctx.shares_per_minute,
             ),
+            work_seq: 0,
         };
         pc.set_target(p.k, self.ctx.unit.target(p.k))?;
         self.send_mining(success).await?;
@@ -429,6 +430,9 @@ impl Connection {
     /// Gives a new channel the current future job, prev hash and active job.
     async fn replay_work(&mut self, channel_id: u32) -> Result<(), String> {
         let snapshot = self.ctx.work.snapshot();
+        if let Some(ch) = self.channels.get_mut(&channel_id) {
+            ch.work_seq = snapshot.seq;
+        }
         let mut events = Vec::new();
         if let Some(f) = snapshot.future {
             events.push(WorkEvent::Template(f));
@@ -464,9 +468,17 @@ impl Connection {
         }
     }
 
-    async fn on_work(&mut self, event: &WorkEvent) -> Result<(), String> {
-        let ids: Vec<u32> = self.channels.keys().copied().collect();
-        for id in ids {
+    async fn on_work(&mut self, seq: u64, event: &WorkEvent) -> Result<(), String> {
+        let due: Vec<u32> = self
+            .channels
+            .iter_mut()
+            .filter(|(_, ch)| ch.work_seq < seq)
+            .map(|(id, ch)| {
+                ch.work_seq = seq;
+                *id
+            })
+            .collect();
+        for id in due {
             self.apply_work(id, event).await?;
         }
         Ok(())

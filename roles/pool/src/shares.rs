@@ -77,7 +77,7 @@ impl Connection {
         let Some(ch) = self.channels.get_mut(&channel_id) else {
             return self.reject(channel_id, seq, "invalid-channel-id").await;
         };
-        let (k, target) = (ch.k, ch.target_le());
+        let (k, target, parent) = (ch.k, ch.target_le(), ch.parent_hash());
         let result = ch.validate(share);
         let accepted = match result {
             Ok(ShareValidationResult::Valid(_)) => true,
@@ -86,7 +86,8 @@ impl Connection {
                 // channels_sv2 calls any hash under nBits a block; on regtest that is almost
                 // every hash, so check the share target and the TP's block target ourselves.
                 let share_ok = meets(&hash, &target);
-                if share_ok && block_target.is_some_and(|t| meets(&hash, &t)) {
+                let is_block = share_ok && block_target.is_some_and(|t| meets(&hash, &t));
+                if is_block && parent.is_some_and(|p| self.ctx.work.claim_block(p)) {
                     if let Some(template_id) = template_id {
                         self.submit_block(template_id, version, ntime, nonce, coinbase, hash);
                     }

@@ -16,6 +16,9 @@ pub enum WorkEvent {
 /// What a newly opened channel needs to start mining.
 #[derive(Debug, Clone, Default)]
 pub struct WorkSnapshot {
+    /// Sequence number of the last event this snapshot includes; a channel replayed from it
+    /// must skip broadcast events up to here, or it would apply them twice.
+    pub seq: u64,
     /// Last future template (activated by `prev_hash`).
     pub future: Option<NewTemplateOwned>,
     /// Last prev hash.
@@ -28,7 +31,8 @@ pub struct WorkSnapshot {
 pub struct WorkState {
     snapshot: Mutex<WorkSnapshot>,
     values: Mutex<std::collections::BTreeMap<u64, u64>>,
-    events: broadcast::Sender<WorkEvent>,
+    solved_parents: Mutex<std::collections::VecDeque<[u8; 32]>>,
+    events: broadcast::Sender<(u64, WorkEvent)>,
 }
 
 impl Default for WorkState {
@@ -44,12 +48,13 @@ impl WorkState {
         Self {
             snapshot: Mutex::new(WorkSnapshot::default()),
             values: Mutex::new(std::collections::BTreeMap::new()),
+            solved_parents: Mutex::new(std::collections::VecDeque::new()),
             events,
         }
     }
 
     /// Subscribes and returns the snapshot taken atomically with the subscription.
-    pub fn subscribe(&self) -> (WorkSnapshot, broadcast::Receiver<WorkEvent>) {
+    pub fn subscribe(&self) -> (WorkSnapshot, broadcast::Receiver<(u64, WorkEvent)>) {
         let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         (guard.clone(), self.events.subscribe())
     }
@@ -68,13 +73,30 @@ impl WorkState {
         guard.prev_hash.as_ref().map(|p| p.target.to_array())
     }
 
+    /// Claims the one block the pool may find on `parent`. A second solution on the same
+    /// parent could only be a same-height sibling of our own block, never the tip: false.
+    pub fn claim_block(&self, parent: [u8; 32]) -> bool {
+        let mut solved = self
+            .solved_parents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if solved.contains(&parent) {
+            return false;
+        }
+        solved.push_back(parent);
+        if solved.len() > 16 {
+            solved.pop_front();
+        }
+        true
+    }
+
     /// Coinbase value (subsidy + fees) of a recent template.
     pub fn template_value(&self, template_id: u64) -> Option<u64> {
         let guard = self.values.lock().unwrap_or_else(|p| p.into_inner());
         guard.get(&template_id).copied()
     }
 
-    /// Records and broadcasts an event.
+    /// Records and broadcasts an event with the next sequence number.
     pub fn publish(&self, event: WorkEvent) {
         if let WorkEvent::Template(t) = &event {
             let mut v = self.values.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,6 +114,7 @@ impl WorkState {
                 guard.active = None;
             }
         }
-        let _ = self.events.send(event);
+        guard.seq += 1;
+        let _ = self.events.send((guard.seq, event));
     }
 }
