@@ -118,3 +118,42 @@ impl WorkState {
         let _ = self.events.send((guard.seq, event));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratum_core::binary_sv2::U256Owned;
+
+    fn prev_hash(n: u8) -> WorkEvent {
+        WorkEvent::PrevHash(SetNewPrevHashOwned {
+            template_id: u64::from(n),
+            prev_hash: U256Owned::from([n; 32]),
+            header_timestamp: 0,
+            n_bits: 0,
+            target: U256Owned::from([0xff; 32]),
+        })
+    }
+
+    #[test]
+    fn snapshot_marks_which_queued_events_it_already_contains() {
+        let work = WorkState::new();
+        let (_, mut early) = work.subscribe(); // a connection subscribes before channels open
+        work.publish(prev_hash(1));
+        work.publish(prev_hash(2));
+        let snap = work.snapshot(); // a channel opens and replays this
+        assert_eq!(snap.seq, 2);
+        work.publish(prev_hash(3));
+        let seqs: Vec<u64> = std::iter::from_fn(|| early.try_recv().ok().map(|(s, _)| s)).collect();
+        // The queue still holds 1 and 2; only 3 is news for the replayed channel.
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(seqs.iter().filter(|s| **s > snap.seq).count(), 1);
+    }
+
+    #[test]
+    fn one_block_per_parent() {
+        let work = WorkState::new();
+        assert!(work.claim_block([1; 32]));
+        assert!(!work.claim_block([1; 32]));
+        assert!(work.claim_block([2; 32]));
+    }
+}
