@@ -41,6 +41,10 @@ async fn shares_earn_ehash_end_to_end() {
     assert_eq!(r.wallet_proofs, r.shares_accepted);
     // the kernel's height equals the blocks found (fresh chain)
     assert_eq!(u64::from(r.chain_height), r.blocks_found);
+    // The miner mines at its own difficulty, never above the channel's: every share the pool
+    // saw was also a miner share (translator_judging.rs covers shares that stay local).
+    assert!(t.miner_shares >= t.shares_submitted, "{t:?}");
+    assert_eq!(t.shares_submitted, t.shares_accepted + t.shares_rejected);
     // one signature per accepted share, none twice
     let mint = stack.mint.ledger.stats().await.expect("mint stats");
     assert_eq!(mint.signatures, r.wallet_proofs);
@@ -62,6 +66,8 @@ async fn killed_translator_recovers_tokens_through_restore() {
         user_identity: "devnet".into(),
         nominal_hashrate: 500_000.0,
         mint_url: None,
+        miner_shares_per_minute: 1200.0,
+        miner_vardiff_interval_secs: 2.0,
     };
     let old = std::mem::replace(
         &mut stack.translator,

@@ -80,6 +80,17 @@ impl ShareUnit {
     }
 }
 
+/// log2 of the expected hashes behind a target, rounded down: the highest `w` whose ladder
+/// target `2^(256-w) - 1` is at least as easy as `target_le`.
+pub fn work_log2(target_le: &[u8; 32]) -> u32 {
+    256 - bit_length_le(target_le)
+}
+
+/// The ladder target `2^(256 - work_log2) - 1` (little-endian), proving `2^work_log2` hashes.
+pub fn ladder_target_le(work_log2: u32) -> [u8; 32] {
+    low_bits_le(256u32.saturating_sub(work_log2))
+}
+
 /// A little-endian U256 with the low `ones` bits set.
 fn low_bits_le(ones: u32) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -191,6 +202,16 @@ mod tests {
             unit.exponent_for_target_le(&easier),
             Err(TargetError::EasierThanUnit)
         );
+    }
+
+    #[test]
+    fn work_ladder_round_trips_and_rounds_down() {
+        for w in [0u32, 1, 31, 32, 200, 256] {
+            assert_eq!(work_log2(&ladder_target_le(w)), w);
+        }
+        let mut t = ladder_target_le(40);
+        t[0] = 0x7f;
+        assert_eq!(work_log2(&t), 40);
     }
 
     #[test]

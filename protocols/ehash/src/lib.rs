@@ -13,6 +13,7 @@ pub mod auth;
 pub mod difficulty;
 pub mod messages;
 pub mod tlv;
+pub mod vardiff;
 
 pub use difficulty::{ShareUnit, TargetError};
 pub use messages::*;

@@ -143,6 +143,9 @@ impl DevnetStack {
             user_identity: "devnet".into(),
             nominal_hashrate: 500_000.0 * (o.miners * o.threads) as f32,
             mint_url: None,
+            // Miners see twice the pool's share rate: half their shares stay local.
+            miner_shares_per_minute: o.shares_per_minute * 2.0,
+            miner_vardiff_interval_secs: o.vardiff_interval_secs,
         })
         .await?;
         let mut stack = Self {

@@ -1,11 +1,15 @@
 //! A multi-threaded CPU SV1 miner: subscribes, authorizes, hashes the current job on N threads
 //! and submits every hash that meets the difficulty.
 
+mod job;
+
+pub use job::Sv1Job;
+
 use ehash_protocol::difficulty::meets_target as meets;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use stratum_core::bitcoin::hashes::{sha256d, Hash, HashEngine};
+use stratum_core::bitcoin::hashes::{sha256d, Hash};
 use stratum_core::sv1_api::json_rpc::{Message, StandardRequest};
 use stratum_core::sv1_api::methods::{Method, Server2Client, Server2ClientResponse};
 use stratum_core::sv1_api::server_to_client::Notify;
@@ -30,16 +34,7 @@ pub struct MinerStats {
 #[derive(Clone)]
 struct Work {
     generation: u64,
-    job_id: String,
-    coinbase1: Vec<u8>,
-    coinbase2: Vec<u8>,
-    extranonce1: Vec<u8>,
-    extranonce2_size: usize,
-    branch: Vec<[u8; 32]>,
-    version: u32,
-    prev_hash: [u8; 32],
-    nbits: u32,
-    ntime: u32,
+    job: Sv1Job,
     target_le: [u8; 32],
 }
 
@@ -57,22 +52,6 @@ pub fn target_from_difficulty(diff: f64) -> [u8; 32] {
     ehash_protocol::difficulty::target_for_expected_hashes(hashes)
 }
 
-fn merkle_root(w: &Work, extranonce2: &[u8]) -> [u8; 32] {
-    let mut e = sha256d::Hash::engine();
-    e.input(&w.coinbase1);
-    e.input(&w.extranonce1);
-    e.input(extranonce2);
-    e.input(&w.coinbase2);
-    let mut root = sha256d::Hash::from_engine(e).to_byte_array();
-    for node in &w.branch {
-        let mut e = sha256d::Hash::engine();
-        e.input(&root);
-        e.input(node);
-        root = sha256d::Hash::from_engine(e).to_byte_array();
-    }
-    root
-}
-
 fn hash_loop(
     thread: u32,
     work: Arc<RwLock<Option<Work>>>,
@@ -88,25 +67,19 @@ fn hash_loop(
         };
         en2_counter += 1;
         let en2_full = en2_counter.to_le_bytes();
-        let extranonce2: Vec<u8> = (0..w.extranonce2_size)
+        let extranonce2: Vec<u8> = (0..w.job.extranonce2_size)
             .map(|i| *en2_full.get(i).unwrap_or(&0))
             .collect();
-        let root = merkle_root(&w, &extranonce2);
-        let mut header = [0u8; 80];
-        header[0..4].copy_from_slice(&w.version.to_le_bytes());
-        header[4..36].copy_from_slice(&w.prev_hash);
-        header[36..68].copy_from_slice(&root);
-        header[68..72].copy_from_slice(&w.ntime.to_le_bytes());
-        header[72..76].copy_from_slice(&w.nbits.to_le_bytes());
+        let mut header = w.job.header(&extranonce2);
         let mut nonce: u32 = 0;
         loop {
             header[76..80].copy_from_slice(&nonce.to_le_bytes());
             let hash = sha256d::Hash::hash(&header).to_byte_array();
             if meets(&hash, &w.target_le) {
                 let _ = found.send(Found {
-                    job_id: w.job_id.clone(),
+                    job_id: w.job.job_id.clone(),
                     extranonce2: extranonce2.clone(),
-                    ntime: w.ntime,
+                    ntime: w.job.ntime,
                     nonce,
                 });
             }
@@ -240,26 +213,9 @@ async fn session(
                 if changed {
                     if let (Some((en1, en2)), Some(d), Some(n)) = (&extranonce, difficulty, &last_notify) {
                         generation += 1;
-                        let prev: &[u8] = n.prev_hash.as_ref();
                         let new = Work {
                             generation,
-                            job_id: n.job_id.clone(),
-                            coinbase1: n.coin_base1.clone().into(),
-                            coinbase2: n.coin_base2.clone().into(),
-                            extranonce1: en1.clone(),
-                            extranonce2_size: *en2,
-                            branch: n
-                                .merkle_branch
-                                .iter()
-                                .map(|b| {
-                                    let s: &[u8] = b.as_ref();
-                                    s.try_into().map_err(|_| "merkle branch node must be 32 bytes")
-                                })
-                                .collect::<Result<_, _>>()?,
-                            version: n.version.0,
-                            prev_hash: prev.try_into().map_err(|_| "prev hash must be 32 bytes")?,
-                            nbits: n.bits.0,
-                            ntime: n.time.0,
+                            job: Sv1Job::from_notify(n, en1, *en2)?,
                             target_le: target_from_difficulty(d),
                         };
                         if let Ok(mut g) = work.write() { *g = Some(new); }

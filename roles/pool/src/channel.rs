@@ -1,6 +1,6 @@
 //! A downstream channel (standard or extended, from `channels_sv2`) with its ehash exponent.
 
-use crate::vardiff::PowerOfTwoVardiff;
+use ehash_protocol::vardiff::PowerOfTwoVardiff;
 use stratum_core::bitcoin::{Amount, ScriptBuf, TxOut};
 use stratum_core::channels_sv2::server::extended::ExtendedChannel;
 use stratum_core::channels_sv2::server::share_accounting::{

@@ -286,7 +286,7 @@ impl Connection {
         let mut pc = PoolChannel {
             kind,
             k: p.k,
-            vardiff: crate::vardiff::PowerOfTwoVardiff::new(
+            vardiff: ehash_protocol::vardiff::PowerOfTwoVardiff::new(
                 self.ctx.vardiff_interval,
                 self.ctx.shares_per_minute,
             ),

@@ -9,7 +9,6 @@ pub mod mint_client;
 pub mod shares;
 pub mod stats;
 pub mod tp_client;
-pub mod vardiff;
 pub mod work;
 
 pub use config::PoolConfig;

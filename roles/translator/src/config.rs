@@ -22,6 +22,12 @@ pub struct TranslatorConfig {
     /// Expected hashrate of all miners behind this translator (H/s), for the first target.
     #[serde(default = "default_hashrate")]
     pub nominal_hashrate: f32,
+    /// Shares per minute vardiff aims at for each SV1 miner.
+    #[serde(default = "default_miner_spm")]
+    pub miner_shares_per_minute: f64,
+    /// Seconds between a miner's vardiff retargets.
+    #[serde(default = "default_miner_vardiff_secs")]
+    pub miner_vardiff_interval_secs: f64,
     /// Mint HTTP URL override (default: the URL the pool announces).
     #[serde(default)]
     pub mint_url: Option<String>,
@@ -32,4 +38,10 @@ fn default_user() -> String {
 }
 fn default_hashrate() -> f32 {
     1_000_000.0
+}
+fn default_miner_spm() -> f64 {
+    20.0
+}
+fn default_miner_vardiff_secs() -> f64 {
+    30.0
 }

@@ -3,6 +3,8 @@
 
 pub mod bridge;
 pub mod config;
+pub mod miners;
+pub mod share_check;
 pub mod stats;
 pub mod sv1;
 pub mod upstream;
@@ -75,6 +77,13 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
                 key: "pool_authority",
                 reason: e.to_string(),
             })?;
+    let vardiff = miners::MinerVardiffConfig {
+        interval: positive_secs(
+            "miner_vardiff_interval_secs",
+            config.miner_vardiff_interval_secs,
+        )?,
+        shares_per_minute: positive("miner_shares_per_minute", config.miner_shares_per_minute)?,
+    };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| TranslatorError::Config {
         key: "data_dir",
         reason: format!("{}: {e}", config.data_dir.display()),
@@ -96,7 +105,7 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
     let (mint_url_tx, mint_url_rx) = watch::channel(config.mint_url.clone());
     let (events_tx, events_rx) = mpsc::channel(4096);
     let shutdown = CancellationToken::new();
-    let bridge = bridge::Bridge::new(wallet_rx.clone(), mint_url_tx, stats.clone());
+    let bridge = bridge::Bridge::new(vardiff, wallet_rx.clone(), mint_url_tx, stats.clone());
     let mut tasks = vec![tokio::spawn(bridge.run(events_rx))];
     tasks.push(tokio::spawn(open_wallet(
         config.data_dir.clone(),
@@ -125,6 +134,21 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         shutdown,
         tasks,
     })
+}
+
+fn positive(key: &'static str, value: f64) -> Result<f64, TranslatorError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(TranslatorError::Config {
+            key,
+            reason: format!("must be a positive number, got {value}"),
+        })
+    }
+}
+
+fn positive_secs(key: &'static str, value: f64) -> Result<std::time::Duration, TranslatorError> {
+    positive(key, value).map(std::time::Duration::from_secs_f64)
 }
 
 /// Opens the wallet once the mint URL is known, and restores what the mint signed for us.

@@ -12,6 +12,10 @@ pub struct TranslatorStats {
     pub shares_accepted: AtomicU64,
     /// Shares the pool rejected.
     pub shares_rejected: AtomicU64,
+    /// SV1 shares that met their miner's own target (forwarded or not).
+    pub miner_shares: AtomicU64,
+    /// SV1 shares refused by the translator itself (low difficulty, stale, duplicate, invalid).
+    pub shares_rejected_locally: AtomicU64,
     /// Sum of amounts of accepted shares (from SubmitSharesSuccess).
     pub accepted_amount: AtomicU64,
     /// Ehash received, verified and stored.
@@ -31,6 +35,10 @@ pub struct TranslatorSnapshot {
     pub shares_accepted: u64,
     /// Shares rejected.
     pub shares_rejected: u64,
+    /// Shares meeting miners' own targets.
+    pub miner_shares: u64,
+    /// Shares refused locally.
+    pub shares_rejected_locally: u64,
     /// Accepted amount.
     pub accepted_amount: u64,
     /// Ehash received.
@@ -49,6 +57,8 @@ impl TranslatorStats {
             shares_submitted: l(&self.shares_submitted),
             shares_accepted: l(&self.shares_accepted),
             shares_rejected: l(&self.shares_rejected),
+            miner_shares: l(&self.miner_shares),
+            shares_rejected_locally: l(&self.shares_rejected_locally),
             accepted_amount: l(&self.accepted_amount),
             ehash_received: l(&self.ehash_received),
             ehash_errors: l(&self.ehash_errors),
