@@ -1,6 +1,7 @@
 //! A raw SV2 client (real Noise, real frames) mines its own shares against the pool and checks
 //! how each is judged: a bad share gets an SV2 error and no token; an invalid curve point or an
 //! unknown keyset is refused for ehash while the share itself is still judged and accepted.
+//! Standard channels (header-only devices) earn ehash the same way.
 
 use ehash_protocol::{messages as m, BlindedShare, EXTENSION_TYPE_EHASH};
 use hashpool::DevnetStack;
@@ -11,22 +12,38 @@ use stratum_core::channels_sv2::merkle_root::merkle_root_from_path;
 use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::extensions_sv2::RequestExtensionsOwned;
 use stratum_core::mining_sv2::{
-    NewExtendedMiningJobOwned, OpenExtendedMiningChannelOwned, SetNewPrevHashOwned,
-    SubmitSharesExtendedOwned,
+    NewExtendedMiningJobOwned, NewMiningJobOwned, OpenExtendedMiningChannelOwned,
+    OpenStandardMiningChannelOwned, SetNewPrevHashOwned, SubmitSharesExtendedOwned,
+    SubmitSharesStandard,
 };
 use stratum_core::parsers_sv2::{
     ExtensionsNegotiationOwned, ExtensionsOwned, Mining, MiningOwned, TlvList,
 };
 use sv2_io::{FrameReader, FrameSender};
 
+/// Which kind of channel the client opens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Extended,
+    Standard,
+}
+
+/// A share of either channel kind.
+enum TestShare {
+    Extended(SubmitSharesExtendedOwned),
+    Standard(SubmitSharesStandard),
+}
+
 struct Client {
     reader: FrameReader,
     sender: FrameSender,
+    kind: Kind,
     channel_id: u32,
     prefix: Vec<u8>,
     rollable: usize,
     target: [u8; 32],
     job: Option<NewExtendedMiningJobOwned>,
+    standard_job: Option<NewMiningJobOwned>,
     prev: Option<SetNewPrevHashOwned>,
     keyset: Vec<u8>,
     seq: u32,
@@ -44,7 +61,7 @@ async fn send(sender: &FrameSender, f: sv2_io::Frame) {
 }
 
 impl Client {
-    async fn connect(stack: &DevnetStack) -> Self {
+    async fn connect(stack: &DevnetStack, kind: Kind) -> Self {
         let (reader, sender) = sv2_io::connect(&stack.pool.addr.to_string(), &stack.pool.authority)
             .await
             .expect("connect");
@@ -60,37 +77,53 @@ impl Client {
             }),
         );
         send(&sender, sv2_io::frame::encode_standard(ext).expect("ext")).await;
-        let open = OpenExtendedMiningChannelOwned {
-            request_id: 7,
-            user_identity: "raw-client".to_string().try_into().expect("user"),
-            nominal_hash_rate: 1.0,
-            max_target: [0xff; 32].into(),
-            min_extranonce_size: 4,
+        let open = match kind {
+            Kind::Extended => {
+                MiningOwned::OpenExtendedMiningChannel(OpenExtendedMiningChannelOwned {
+                    request_id: 7,
+                    user_identity: "raw-client".to_string().try_into().expect("user"),
+                    nominal_hash_rate: 1.0,
+                    max_target: [0xff; 32].into(),
+                    min_extranonce_size: 4,
+                })
+            }
+            Kind::Standard => {
+                MiningOwned::OpenStandardMiningChannel(OpenStandardMiningChannelOwned {
+                    request_id: 7u32.into(),
+                    user_identity: "raw-device".to_string().try_into().expect("user"),
+                    nominal_hash_rate: 1.0,
+                    max_target: [0xff; 32].into(),
+                })
+            }
         };
-        send(
-            &sender,
-            sv2_io::frame::encode_standard(MiningOwned::OpenExtendedMiningChannel(open))
-                .expect("open"),
-        )
-        .await;
+        send(&sender, sv2_io::frame::encode_standard(open).expect("open")).await;
         let mut c = Client {
             reader,
             sender,
+            kind,
             channel_id: 0,
             prefix: vec![],
             rollable: 0,
             target: [0; 32],
             job: None,
+            standard_job: None,
             prev: None,
             keyset: vec![],
             seq: 0,
         };
         // Read until we have a channel, a keyset and work.
-        while c.channel_id == 0 || c.keyset.is_empty() || c.job.is_none() || c.prev.is_none() {
+        while c.channel_id == 0 || c.keyset.is_empty() || !c.has_job() || c.prev.is_none() {
             let o = c.next_event().await;
             assert!(o.is_none(), "no share outcomes expected yet");
         }
         c
+    }
+
+    fn has_job(&self) -> bool {
+        match self.kind {
+            Kind::Extended => self.job.is_some(),
+            Kind::Standard => self.standard_job.is_some(),
+        }
     }
 
     /// Reads one frame; returns a share/ehash outcome if it was one.
@@ -124,6 +157,18 @@ impl Client {
                     self.target = s.target.to_array();
                     None
                 }
+                Ok(MiningOwned::OpenStandardMiningChannelSuccess(s)) => {
+                    self.channel_id = s.channel_id;
+                    self.prefix = s.extranonce_prefix.into_bytes();
+                    self.target = s.target.to_array();
+                    None
+                }
+                Ok(MiningOwned::NewMiningJob(j)) => {
+                    if j.min_ntime.clone().into_inner().is_some() || self.standard_job.is_none() {
+                        self.standard_job = Some(j);
+                    }
+                    None
+                }
                 Ok(MiningOwned::NewExtendedMiningJob(j)) => {
                     if j.min_ntime.clone().into_inner().is_some() || self.job.is_none() {
                         self.job = Some(j);
@@ -149,31 +194,42 @@ impl Client {
     }
 
     /// Finds a share meeting (or, with `valid = false`, missing) the channel target.
-    fn make_share(&mut self, valid: bool) -> SubmitSharesExtendedOwned {
-        let job = self.job.clone().expect("job");
+    fn make_share(&mut self, valid: bool) -> TestShare {
         let prev = self.prev.clone().expect("prev");
         let mut extranonce = vec![0u8; self.rollable];
-        extranonce[..4].copy_from_slice(&self.seq.to_le_bytes());
-        let full: Vec<u8> = [self.prefix.clone(), extranonce.clone()].concat();
-        let path: Vec<[u8; 32]> = job
-            .merkle_path
-            .clone()
-            .into_inner()
-            .into_iter()
-            .map(|n| n.to_array())
-            .collect();
-        let root = merkle_root_from_path(
-            job.coinbase_tx_prefix.as_bytes(),
-            job.coinbase_tx_suffix.as_bytes(),
-            &full,
-            &path,
-        )
-        .expect("merkle root");
+        let (version, root) = match self.kind {
+            Kind::Extended => {
+                let job = self.job.clone().expect("job");
+                extranonce[..4].copy_from_slice(&self.seq.to_le_bytes());
+                let full: Vec<u8> = [self.prefix.clone(), extranonce.clone()].concat();
+                let path: Vec<[u8; 32]> = job
+                    .merkle_path
+                    .clone()
+                    .into_inner()
+                    .into_iter()
+                    .map(|n| n.to_array())
+                    .collect();
+                let root = merkle_root_from_path(
+                    job.coinbase_tx_prefix.as_bytes(),
+                    job.coinbase_tx_suffix.as_bytes(),
+                    &full,
+                    &path,
+                )
+                .expect("merkle root");
+                (job.version, root)
+            }
+            Kind::Standard => {
+                // A header-only device: the pool fixed the merkle root; only nonce and ntime roll.
+                let job = self.standard_job.clone().expect("standard job");
+                (job.version, job.merkle_root.to_array())
+            }
+        };
+        let ntime = prev.min_ntime + self.seq;
         let mut header = [0u8; 80];
-        header[0..4].copy_from_slice(&job.version.to_le_bytes());
+        header[0..4].copy_from_slice(&version.to_le_bytes());
         header[4..36].copy_from_slice(&prev.prev_hash.to_array());
         header[36..68].copy_from_slice(&root);
-        header[68..72].copy_from_slice(&prev.min_ntime.to_le_bytes());
+        header[68..72].copy_from_slice(&ntime.to_le_bytes());
         header[72..76].copy_from_slice(&prev.nbits.to_le_bytes());
         let mut nonce = 0u32;
         loop {
@@ -185,28 +241,39 @@ impl Client {
             nonce += 1;
         }
         self.seq += 1;
-        SubmitSharesExtendedOwned {
-            channel_id: self.channel_id,
-            sequence_number: self.seq,
-            job_id: prev.job_id,
-            nonce,
-            ntime: prev.min_ntime,
-            version: job.version,
-            extranonce: extranonce.try_into().expect("extranonce"),
+        match self.kind {
+            Kind::Extended => TestShare::Extended(SubmitSharesExtendedOwned {
+                channel_id: self.channel_id,
+                sequence_number: self.seq,
+                job_id: prev.job_id,
+                nonce,
+                ntime,
+                version,
+                extranonce: extranonce.try_into().expect("extranonce"),
+            }),
+            Kind::Standard => TestShare::Standard(SubmitSharesStandard {
+                channel_id: self.channel_id,
+                sequence_number: self.seq,
+                job_id: prev.job_id,
+                nonce,
+                ntime,
+                version,
+            }),
         }
     }
 
-    async fn submit(&mut self, share: SubmitSharesExtendedOwned, blinded: Option<BlindedShare>) {
+    async fn submit(&mut self, share: TestShare, blinded: Option<BlindedShare>) {
+        let msg = match share {
+            TestShare::Extended(s) => MiningOwned::SubmitSharesExtended(s),
+            TestShare::Standard(s) => MiningOwned::SubmitSharesStandard(s),
+        };
         let frame = match blinded {
             Some(b) => {
                 let list = TlvList::from_slice(&[b.to_tlv()]).expect("tlv");
-                let bytes = list
-                    .build_frame_bytes_with_tlvs(MiningOwned::SubmitSharesExtended(share))
-                    .expect("bytes");
+                let bytes = list.build_frame_bytes_with_tlvs(msg).expect("bytes");
                 sv2_io::frame::from_bytes(bytes).expect("frame")
             }
-            None => sv2_io::frame::encode_standard(MiningOwned::SubmitSharesExtended(share))
-                .expect("frame"),
+            None => sv2_io::frame::encode_standard(msg).expect("frame"),
         };
         send(&self.sender, frame).await;
     }
@@ -253,7 +320,7 @@ async fn shares_are_judged_and_bad_ehash_is_refused() {
     opts.block_interval_secs = 3600.0;
     opts.initial_block_hashes = 1e15;
     let stack = DevnetStack::start(&opts).await.expect("stack");
-    let mut c = Client::connect(&stack).await;
+    let mut c = Client::connect(&stack, Kind::Extended).await;
     let keyset = c.keyset.clone();
 
     // A share that misses the target: SV2 error, and no token.
@@ -335,5 +402,44 @@ async fn shares_are_judged_and_bad_ehash_is_refused() {
 
     let mint = stack.mint.ledger.stats().await.expect("mint stats");
     assert_eq!(mint.signatures, 1, "exactly one signature was issued");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standard_channel_shares_earn_ehash() {
+    init_logs();
+    let mut opts = fast_devnet("standard");
+    opts.miners = 0;
+    opts.block_interval_secs = 3600.0;
+    opts.initial_block_hashes = 1e15;
+    let stack = DevnetStack::start(&opts).await.expect("stack");
+    let mut c = Client::connect(&stack, Kind::Standard).await;
+    let keyset = c.keyset.clone();
+
+    let bad = c.make_share(false);
+    c.submit(bad, None).await;
+    match c.outcomes(1).await.remove(0) {
+        Outcome::Rejected(code) => assert_eq!(code, "difficulty-too-low"),
+        _ => panic!("a share under target must be rejected"),
+    }
+    let share = c.make_share(true);
+    c.submit(
+        share,
+        Some(BlindedShare {
+            keyset_id: keyset,
+            blinded: valid_point(),
+        }),
+    )
+    .await;
+    let o = c.outcomes(2).await;
+    assert!(matches!(o[0], Outcome::Accepted));
+    assert!(matches!(o[1], Outcome::EhashSigned));
+    let share = c.make_share(true);
+    c.submit(share, None).await;
+    assert!(matches!(c.outcomes(1).await.remove(0), Outcome::Accepted));
+
+    assert_eq!(stack.pool.stats.snapshot().shares_accepted, 2);
+    let mint = stack.mint.ledger.stats().await.expect("mint stats");
+    assert_eq!(mint.signatures, 1);
     stack.shutdown().await;
 }
