@@ -89,7 +89,7 @@ impl Client {
             }
             Kind::Standard => {
                 MiningOwned::OpenStandardMiningChannel(OpenStandardMiningChannelOwned {
-                    request_id: 7u32.into(),
+                    request_id: 7,
                     user_identity: "raw-device".to_string().try_into().expect("user"),
                     nominal_hash_rate: 1.0,
                     max_target: [0xff; 32].into(),
