@@ -1,18 +1,17 @@
 //! `hashpool devnet`: template provider, mint, pool, translator and CPU miners in one process,
 //! talking over loopback TCP with Noise exactly as separate processes would.
 
-use hashpool_devnet::{TemplateProviderConfig, TemplateProviderHandle};
+use crate::stack_configs::{DevnetPorts, StackConfigs};
+use hashpool_devnet::TemplateProviderHandle;
 use hashpool_miner::{MinerOptions, MinerStats};
-use hashpool_mint::{MintConfig, MintHandle};
-use hashpool_pool::{PoolConfig, PoolHandle};
-use hashpool_translator::{TranslatorConfig, TranslatorHandle};
+use hashpool_mint::MintHandle;
+use hashpool_pool::PoolHandle;
+use hashpool_translator::TranslatorHandle;
 use serde::Serialize;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use sv2_io::AuthorityKeypair;
 use tokio_util::sync::CancellationToken;
 
 /// Options of the devnet stack.
@@ -93,61 +92,24 @@ pub struct DevnetStack {
     miner_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn addr(ephemeral: bool, port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], if ephemeral { 0 } else { port }))
-}
-
 impl DevnetStack {
     /// Starts every role.
     pub async fn start(o: &DevnetOptions) -> anyhow::Result<Self> {
-        let d = &o.data_dir;
-        let e = o.ephemeral_ports;
-        let tp = hashpool_devnet::start(TemplateProviderConfig {
-            data_dir: d.join("template-provider"),
-            listen: addr(e, 18442),
-            block_interval_secs: o.block_interval_secs,
-            initial_block_hashes: o.initial_block_hashes,
-        })
-        .await?;
-        // The mint must know the pool's key before the pool starts: create it now.
-        let pool_keys = AuthorityKeypair::load_or_generate(&d.join("pool").join("authority.key"))?;
-        let mint = hashpool_mint::start(MintConfig {
-            data_dir: d.join("mint"),
-            link_listen: addr(e, 18443),
-            http_listen: addr(e, 13338),
-            public_url: None,
-            pool_keys: vec![pool_keys.public().to_string()],
-            max_amount_log2: ehash_protocol::difficulty::MAX_AMOUNT_LOG2,
-            signer_batch: 512,
-        })
-        .await?;
-        let pool = hashpool_pool::start(PoolConfig {
-            data_dir: d.join("pool"),
-            listen: addr(e, 13333),
-            tp_address: tp.addr.to_string(),
-            tp_authority: tp.authority.to_string(),
-            mint_address: mint.link_addr.to_string(),
-            mint_authority: mint.authority.to_string(),
-            pool_tag: "hashpool".into(),
-            payout_script: None,
-            share_unit_log2: o.share_unit_log2,
-            shares_per_minute: o.shares_per_minute,
-            vardiff_interval_secs: o.vardiff_interval_secs,
-        })
-        .await?;
-        let translator = hashpool_translator::start(TranslatorConfig {
-            data_dir: d.join("translator"),
-            sv1_listen: addr(e, 34255),
-            pool_address: pool.addr.to_string(),
-            pool_authority: pool.authority.to_string(),
-            user_identity: "devnet".into(),
-            nominal_hashrate: 500_000.0 * (o.miners * o.threads) as f32,
-            mint_url: None,
-            // Miners see twice the pool's share rate: half their shares stay local.
-            miner_shares_per_minute: o.shares_per_minute * 2.0,
-            miner_vardiff_interval_secs: o.vardiff_interval_secs,
-        })
-        .await?;
+        let ports = if o.ephemeral_ports {
+            DevnetPorts::EPHEMERAL
+        } else {
+            DevnetPorts::FIXED
+        };
+        let mut c = StackConfigs::generate(o, ports)?;
+        let tp = hashpool_devnet::start(c.template_provider.clone()).await?;
+        let mint = hashpool_mint::start(c.mint.clone()).await?;
+        // With ephemeral ports, peers learn the addresses the OS picked.
+        c.pool.tp_address = tp.addr.to_string();
+        c.pool.mint_address = mint.link_addr.to_string();
+        let pool = hashpool_pool::start(c.pool.clone()).await?;
+        c.translator.pool_address = pool.addr.to_string();
+        c.translator.nominal_hashrate = 500_000.0 * (o.miners * o.threads) as f32;
+        let translator = hashpool_translator::start(c.translator.clone()).await?;
         let mut stack = Self {
             tp,
             mint,

@@ -2,5 +2,7 @@
 
 pub mod config_file;
 pub mod devnet;
+pub mod stack_configs;
 
 pub use devnet::{DevnetOptions, DevnetReport, DevnetStack};
+pub use stack_configs::{DevnetPorts, StackConfigs};

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hashpool::config_file;
-use hashpool::{DevnetOptions, DevnetStack};
+use hashpool::{DevnetOptions, DevnetPorts, DevnetStack, StackConfigs};
+use hashpool_translator::EhashWallet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -21,23 +22,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run template provider, mint, pool, translator and CPU miners in one process.
+    /// Run template provider, mint, pool, translator and CPU miners in one process, or
+    /// `devnet init` to write one config per role for running them as separate processes.
+    #[command(args_conflicts_with_subcommands = true)]
     Devnet {
-        /// Data directory.
-        #[arg(long, default_value = ".hashpool/devnet")]
-        data_dir: PathBuf,
-        /// CPU miners.
-        #[arg(long, default_value_t = 1)]
-        miners: u32,
-        /// Hashing threads per miner.
-        #[arg(long, default_value_t = 1)]
-        threads: u32,
-        /// Target seconds between blocks.
-        #[arg(long, default_value_t = 10.0)]
-        block_interval: f64,
-        /// Stop after this many blocks found and print a JSON report.
-        #[arg(long)]
-        until_blocks: Option<u64>,
+        #[command(subcommand)]
+        action: Option<DevnetAction>,
+        #[command(flatten)]
+        run: DevnetRunArgs,
     },
     /// Devnet template provider (regtest on libbitcoinkernel, SV2 TDP).
     TemplateProvider {
@@ -45,11 +37,13 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// The ehash mint.
+    /// The ehash mint (`mint -c F stats` inspects its database instead of serving).
     Mint {
         /// Config file.
         #[arg(short, long)]
         config: PathBuf,
+        #[command(subcommand)]
+        action: Option<MintAction>,
     },
     /// The pool.
     Pool {
@@ -63,8 +57,19 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// A CPU SV1 miner.
+    /// The translator's ehash wallet, offline (or `restore` from the mint).
+    Wallet {
+        /// The translator's config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: WalletAction,
+    },
+    /// A CPU SV1 miner (`-c miner.toml`, or the flags).
     Miner {
+        /// Config file (overrides the flags).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
         /// Translator address.
         #[arg(long, default_value = "127.0.0.1:34255")]
         url: String,
@@ -77,10 +82,91 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct DevnetRunArgs {
+    /// Data directory.
+    #[arg(long, default_value = ".hashpool/devnet")]
+    data_dir: PathBuf,
+    /// CPU miners.
+    #[arg(long, default_value_t = 1)]
+    miners: u32,
+    /// Hashing threads per miner.
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+    /// Target seconds between blocks.
+    #[arg(long, default_value_t = 10.0)]
+    block_interval: f64,
+    /// Stop after this many blocks found and print a JSON report.
+    #[arg(long)]
+    until_blocks: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum DevnetAction {
+    /// Write template-provider.toml, mint.toml, pool.toml, translator.toml and miner.toml
+    /// (keys generated into each role's data dir) so every role can run as its own process.
+    Init {
+        /// Data directory (configs go here, each role's data in a subdirectory).
+        #[arg(long, default_value = ".hashpool/devnet")]
+        data_dir: PathBuf,
+        /// First of five consecutive ports (TP, mint link, mint HTTP, pool, SV1); default the
+        /// fixed devnet ports.
+        #[arg(long)]
+        port_base: Option<u16>,
+        /// Hashing threads of the miner.
+        #[arg(long, default_value_t = 1)]
+        threads: u32,
+        /// Target seconds between blocks.
+        #[arg(long, default_value_t = 10.0)]
+        block_interval: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum MintAction {
+    /// Issued total and signature count from the mint's database.
+    Stats {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalletAction {
+    /// Balance and proofs from the wallet database (no network).
+    Balance {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recover everything the mint signed for this wallet's seed (NUT-09), then print the balance.
+    Restore {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Resolves on Ctrl-C or SIGTERM (service managers stop roles with SIGTERM).
 async fn ctrl_c() {
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::error!(error = %e, "cannot listen for Ctrl-C");
-        std::future::pending::<()>().await;
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+            return;
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => if let Err(e) = r {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        },
+        _ = term.recv() => tracing::info!("SIGTERM received"),
     }
 }
 
@@ -113,6 +199,16 @@ async fn run_devnet(opts: DevnetOptions, until_blocks: Option<u64>) -> anyhow::R
     Ok(())
 }
 
+/// Prints a report as one JSON line, or as `text`.
+fn print_report<T: serde::Serialize>(value: &T, json: bool, text: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
 async fn run_until_ctrl_c<F: std::future::Future<Output = ()>>(shutdown: F) {
     ctrl_c().await;
     shutdown.await;
@@ -129,20 +225,40 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Devnet {
-            data_dir,
-            miners,
-            threads,
-            block_interval,
-            until_blocks,
+            action:
+                Some(DevnetAction::Init {
+                    data_dir,
+                    port_base,
+                    threads,
+                    block_interval,
+                }),
+            ..
         } => {
+            // Absolute paths: the configs work from any working directory.
+            let data_dir = std::path::absolute(&data_dir)
+                .with_context(|| format!("data dir {}", data_dir.display()))?;
             let opts = DevnetOptions {
-                data_dir,
-                miners,
+                data_dir: data_dir.clone(),
                 threads,
                 block_interval_secs: block_interval,
                 ..Default::default()
             };
-            run_devnet(opts, until_blocks).await
+            let ports = port_base.map_or(DevnetPorts::FIXED, DevnetPorts::from_base);
+            let written = StackConfigs::generate(&opts, ports)?.write(&data_dir)?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::Devnet { action: None, run } => {
+            let opts = DevnetOptions {
+                data_dir: run.data_dir,
+                miners: run.miners,
+                threads: run.threads,
+                block_interval_secs: run.block_interval,
+                ..Default::default()
+            };
+            run_devnet(opts, run.until_blocks).await
         }
         Command::TemplateProvider { config } => {
             let h = hashpool_devnet::start(config_file::load(&config)?)
@@ -151,7 +267,29 @@ async fn main() -> anyhow::Result<()> {
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
-        Command::Mint { config } => {
+        Command::Mint {
+            config,
+            action: Some(MintAction::Stats { json }),
+        } => {
+            let config: hashpool_mint::MintConfig = config_file::load(&config)?;
+            let url = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.http_listen));
+            let ledger = hashpool_mint::EhashLedger::open(&config, &url)
+                .await
+                .context("open the mint database")?;
+            let stats = ledger.stats().await?;
+            print_report(
+                &stats,
+                json,
+                &format!("issued={} signatures={}", stats.issued, stats.signatures),
+            )
+        }
+        Command::Mint {
+            config,
+            action: None,
+        } => {
             let h = hashpool_mint::start(config_file::load(&config)?)
                 .await
                 .context("mint")?;
@@ -172,14 +310,36 @@ async fn main() -> anyhow::Result<()> {
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
-        Command::Miner { url, user, threads } => {
+        Command::Wallet { config, action } => {
+            let config: hashpool_translator::TranslatorConfig = config_file::load(&config)?;
+            let json = match action {
+                WalletAction::Balance { json } => json,
+                WalletAction::Restore { json } => {
+                    let w = EhashWallet::open_existing(&config.data_dir).await?;
+                    w.restore().await.context("restore from the mint")?;
+                    json
+                }
+            };
+            let s = EhashWallet::summarize_offline(&config.data_dir).await?;
+            print_report(
+                &s,
+                json,
+                &format!("balance={} proofs={}", s.balance, s.proofs),
+            )
+        }
+        Command::Miner {
+            config,
+            url,
+            user,
+            threads,
+        } => {
+            let opts = match config {
+                Some(path) => config_file::load(&path)?,
+                None => hashpool_miner::MinerOptions { url, user, threads },
+            };
             let stop = CancellationToken::new();
             let stats = std::sync::Arc::new(hashpool_miner::MinerStats::default());
-            let task = tokio::spawn(hashpool_miner::run(
-                hashpool_miner::MinerOptions { url, user, threads },
-                stats,
-                stop.clone(),
-            ));
+            let task = tokio::spawn(hashpool_miner::run(opts, stats, stop.clone()));
             ctrl_c().await;
             stop.cancel();
             let _ = task.await;

@@ -101,8 +101,9 @@ fn hash_loop(
     }
 }
 
-/// Options of the miner.
-#[derive(Debug, Clone)]
+/// Options of the miner (`miner.toml`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MinerOptions {
     /// Translator SV1 address.
     pub url: String,

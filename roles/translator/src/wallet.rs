@@ -35,6 +35,9 @@ pub enum WalletError {
     /// A signature did not verify or does not match what we sent.
     #[error("rejected signature: {0}")]
     BadSignature(String),
+    /// No wallet there.
+    #[error("no wallet: {0} does not exist")]
+    Missing(String),
     /// Derivation failed.
     #[error("derivation: {0}")]
     Derive(String),
@@ -89,7 +92,69 @@ fn load_or_create_seed(path: &Path) -> Result<[u8; 64], WalletError> {
     }
 }
 
+/// What an existing wallet database holds, read without contacting any mint.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WalletSummary {
+    /// Unspent ehash.
+    pub balance: u64,
+    /// Unspent proofs.
+    pub proofs: u64,
+    /// Mints the wallet knows.
+    pub mints: Vec<String>,
+}
+
 impl EhashWallet {
+    /// Reads balance and proofs of the wallet in `data_dir` offline; errors if there is none.
+    pub async fn summarize_offline(data_dir: &Path) -> Result<WalletSummary, WalletError> {
+        let path = data_dir.join("wallet.sqlite");
+        if !path.exists() {
+            return Err(WalletError::Missing(path.display().to_string()));
+        }
+        let db = WalletSqliteDatabase::new(&path).await?;
+        use cdk::cdk_database::WalletDatabase;
+        let mints = db
+            .get_mints()
+            .await?
+            .into_keys()
+            .map(|u| u.to_string())
+            .collect();
+        let proofs = db
+            .get_proofs(
+                None,
+                Some(CurrencyUnit::custom("HASH")),
+                Some(vec![State::Unspent]),
+                None,
+            )
+            .await?;
+        let mut balance = 0u64;
+        for p in &proofs {
+            balance = balance
+                .checked_add(u64::from(p.proof.amount))
+                .ok_or_else(|| WalletError::Derive("balance overflows u64".into()))?;
+        }
+        Ok(WalletSummary {
+            balance,
+            proofs: proofs.len() as u64,
+            mints,
+        })
+    }
+
+    /// Opens an existing wallet for the mint it already knows (for restore from the CLI).
+    pub async fn open_existing(data_dir: &Path) -> Result<Arc<Self>, WalletError> {
+        let summary = Self::summarize_offline(data_dir).await?;
+        let url = match summary.mints.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(WalletError::Missing("a mint in the wallet database".into())),
+            _ => {
+                return Err(WalletError::Derive(format!(
+                    "wallet knows several mints: {:?}",
+                    summary.mints
+                )))
+            }
+        };
+        Self::open(data_dir, &url).await
+    }
+
     /// Opens the wallet in `data_dir` for the mint at `mint_url`.
     pub async fn open(data_dir: &Path, mint_url: &str) -> Result<Arc<Self>, WalletError> {
         let seed = load_or_create_seed(&data_dir.join("wallet.seed"))?;

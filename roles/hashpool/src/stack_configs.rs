@@ -1,0 +1,227 @@
+//! One config per devnet role, with the authority keys generated into each role's data dir:
+//! the same configs run the in-process devnet and the separate-process stack that
+//! `hashpool devnet init` writes.
+
+use crate::DevnetOptions;
+use hashpool_devnet::TemplateProviderConfig;
+use hashpool_miner::MinerOptions;
+use hashpool_mint::MintConfig;
+use hashpool_pool::PoolConfig;
+use hashpool_translator::TranslatorConfig;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use sv2_io::AuthorityKeypair;
+
+/// Errors writing the stack's configs.
+#[derive(Debug, thiserror::Error)]
+pub enum StackConfigError {
+    /// A key could not be created or read.
+    #[error("authority key: {0}")]
+    Key(#[from] sv2_io::KeyError),
+    /// A config could not be serialized.
+    #[error("cannot serialize {file}: {source}")]
+    Serialize {
+        /// File.
+        file: String,
+        /// Cause.
+        source: toml::ser::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Listening ports of the devnet roles.
+#[derive(Debug, Clone, Copy)]
+pub struct DevnetPorts {
+    /// Template provider (SV2 TDP).
+    pub template_provider: u16,
+    /// Mint link (SV2, pool -> mint).
+    pub mint_link: u16,
+    /// Mint HTTP (Cashu API).
+    pub mint_http: u16,
+    /// Pool (SV2 mining).
+    pub pool: u16,
+    /// Translator (SV1 for miners).
+    pub sv1: u16,
+}
+
+impl DevnetPorts {
+    /// The fixed devnet ports the README and config examples use.
+    pub const FIXED: Self = Self {
+        template_provider: 18442,
+        mint_link: 18443,
+        mint_http: 13338,
+        pool: 13333,
+        sv1: 34255,
+    };
+    /// Port 0 everywhere: the OS picks (in-process tests).
+    pub const EPHEMERAL: Self = Self {
+        template_provider: 0,
+        mint_link: 0,
+        mint_http: 0,
+        pool: 0,
+        sv1: 0,
+    };
+
+    /// Five consecutive ports from `base`.
+    pub fn from_base(base: u16) -> Self {
+        Self {
+            template_provider: base,
+            mint_link: base.saturating_add(1),
+            mint_http: base.saturating_add(2),
+            pool: base.saturating_add(3),
+            sv1: base.saturating_add(4),
+        }
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The configs of every devnet role.
+#[derive(Debug, Clone)]
+pub struct StackConfigs {
+    /// Template provider.
+    pub template_provider: TemplateProviderConfig,
+    /// Mint.
+    pub mint: MintConfig,
+    /// Pool.
+    pub pool: PoolConfig,
+    /// Translator.
+    pub translator: TranslatorConfig,
+    /// One CPU miner.
+    pub miner: MinerOptions,
+}
+
+impl StackConfigs {
+    /// Builds the configs, creating (or reusing) the authority keys in the roles' data dirs.
+    pub fn generate(o: &DevnetOptions, ports: DevnetPorts) -> Result<Self, StackConfigError> {
+        let d = &o.data_dir;
+        let key =
+            |role: &str| AuthorityKeypair::load_or_generate(&d.join(role).join("authority.key"));
+        let (tp_key, mint_key, pool_key) = (key("template-provider")?, key("mint")?, key("pool")?);
+        Ok(Self {
+            template_provider: TemplateProviderConfig {
+                data_dir: d.join("template-provider"),
+                listen: local(ports.template_provider),
+                block_interval_secs: o.block_interval_secs,
+                initial_block_hashes: o.initial_block_hashes,
+            },
+            mint: MintConfig {
+                data_dir: d.join("mint"),
+                link_listen: local(ports.mint_link),
+                http_listen: local(ports.mint_http),
+                public_url: None,
+                pool_keys: vec![pool_key.public().to_string()],
+                max_amount_log2: ehash_protocol::difficulty::MAX_AMOUNT_LOG2,
+                signer_batch: 512,
+            },
+            pool: PoolConfig {
+                data_dir: d.join("pool"),
+                listen: local(ports.pool),
+                tp_address: local(ports.template_provider).to_string(),
+                tp_authority: tp_key.public().to_string(),
+                mint_address: local(ports.mint_link).to_string(),
+                mint_authority: mint_key.public().to_string(),
+                pool_tag: "hashpool".into(),
+                payout_script: None,
+                share_unit_log2: o.share_unit_log2,
+                shares_per_minute: o.shares_per_minute,
+                vardiff_interval_secs: o.vardiff_interval_secs,
+            },
+            translator: TranslatorConfig {
+                data_dir: d.join("translator"),
+                sv1_listen: local(ports.sv1),
+                pool_address: local(ports.pool).to_string(),
+                pool_authority: pool_key.public().to_string(),
+                user_identity: "devnet".into(),
+                nominal_hashrate: 500_000.0 * (o.miners.max(1) * o.threads.max(1)) as f32,
+                mint_url: None,
+                // Miners see twice the pool's share rate: about half their shares stay local.
+                miner_shares_per_minute: o.shares_per_minute * 2.0,
+                miner_vardiff_interval_secs: o.vardiff_interval_secs,
+            },
+            miner: MinerOptions {
+                url: local(ports.sv1).to_string(),
+                user: "devnet.worker0".into(),
+                threads: o.threads.max(1),
+            },
+        })
+    }
+
+    /// Writes `<role>.toml` for every role into `dir`; returns the paths written.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, StackConfigError> {
+        std::fs::create_dir_all(dir).map_err(|source| StackConfigError::Write {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let mut written = Vec::new();
+        written.push(write_toml(
+            dir,
+            "template-provider.toml",
+            &self.template_provider,
+        )?);
+        written.push(write_toml(dir, "mint.toml", &self.mint)?);
+        written.push(write_toml(dir, "pool.toml", &self.pool)?);
+        written.push(write_toml(dir, "translator.toml", &self.translator)?);
+        written.push(write_toml(dir, "miner.toml", &self.miner)?);
+        Ok(written)
+    }
+}
+
+fn write_toml<T: Serialize>(
+    dir: &Path,
+    file: &str,
+    value: &T,
+) -> Result<PathBuf, StackConfigError> {
+    let text = toml::to_string(value).map_err(|source| StackConfigError::Serialize {
+        file: file.into(),
+        source,
+    })?;
+    let path = dir.join(file);
+    let header = "# Written by `hashpool devnet init`. Keys live in each role's data_dir.\n";
+    std::fs::write(&path, format!("{header}{text}")).map_err(|source| StackConfigError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_configs_load_back_and_share_keys() {
+        let dir =
+            std::env::temp_dir().join(format!("hashpool-stack-configs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let o = DevnetOptions {
+            data_dir: dir.clone(),
+            ..Default::default()
+        };
+        let c = StackConfigs::generate(&o, DevnetPorts::from_base(40000)).unwrap();
+        c.write(&dir).unwrap();
+        let pool: PoolConfig = crate::config_file::load(&dir.join("pool.toml")).unwrap();
+        let mint: MintConfig = crate::config_file::load(&dir.join("mint.toml")).unwrap();
+        let tr: TranslatorConfig = crate::config_file::load(&dir.join("translator.toml")).unwrap();
+        let miner: MinerOptions = crate::config_file::load(&dir.join("miner.toml")).unwrap();
+        let _: TemplateProviderConfig =
+            crate::config_file::load(&dir.join("template-provider.toml")).unwrap();
+        assert_eq!(mint.pool_keys, vec![tr.pool_authority.clone()]);
+        assert_eq!(pool.listen.port(), 40003);
+        assert_eq!(miner.url, tr.sv1_listen.to_string());
+        // A second run reuses the keys already on disk.
+        let again = StackConfigs::generate(&o, DevnetPorts::from_base(40000)).unwrap();
+        assert_eq!(again.pool.mint_authority, pool.mint_authority);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
