@@ -163,17 +163,13 @@ impl StackConfigs {
             path: dir.display().to_string(),
             source,
         })?;
-        let mut written = Vec::new();
-        written.push(write_toml(
-            dir,
-            "template-provider.toml",
-            &self.template_provider,
-        )?);
-        written.push(write_toml(dir, "mint.toml", &self.mint)?);
-        written.push(write_toml(dir, "pool.toml", &self.pool)?);
-        written.push(write_toml(dir, "translator.toml", &self.translator)?);
-        written.push(write_toml(dir, "miner.toml", &self.miner)?);
-        Ok(written)
+        Ok(vec![
+            write_toml(dir, "template-provider.toml", &self.template_provider)?,
+            write_toml(dir, "mint.toml", &self.mint)?,
+            write_toml(dir, "pool.toml", &self.pool)?,
+            write_toml(dir, "translator.toml", &self.translator)?,
+            write_toml(dir, "miner.toml", &self.miner)?,
+        ])
     }
 }
 
