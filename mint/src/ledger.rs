@@ -20,6 +20,8 @@ pub struct SignCounters {
     pub signed: AtomicU64,
     /// Requests refused.
     pub refused: AtomicU64,
+    /// Resends answered with the signature stored earlier.
+    pub replayed: AtomicU64,
     /// Database transactions committed by the signer.
     pub commits: AtomicU64,
 }
@@ -37,6 +39,8 @@ pub struct MintStats {
     pub signed_since_start: u64,
     /// Requests refused by this process.
     pub refused_since_start: u64,
+    /// Resends answered with an earlier signature by this process.
+    pub replayed_since_start: u64,
     /// Signer commits by this process.
     pub commits_since_start: u64,
 }
@@ -137,6 +141,7 @@ impl EhashLedger {
             active_keyset: active.to_string(),
             signed_since_start: self.counters.signed.load(Ordering::Relaxed),
             refused_since_start: self.counters.refused.load(Ordering::Relaxed),
+            replayed_since_start: self.counters.replayed.load(Ordering::Relaxed),
             commits_since_start: self.counters.commits.load(Ordering::Relaxed),
         })
     }

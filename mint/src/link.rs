@@ -133,6 +133,7 @@ impl LinkContext {
                         amount: req.amount,
                         keyset_id: req.keyset_id.into_bytes(),
                         blinded: req.blinded.into_bytes(),
+                        replay: req.replay,
                         reply: out.clone(),
                     };
                     if self.signer.submit(job).await.is_err() {

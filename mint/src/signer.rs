@@ -27,6 +27,8 @@ pub struct SignJob {
     pub keyset_id: Vec<u8>,
     /// B_ bytes.
     pub blinded: Vec<u8>,
+    /// A resend: an existing signature for the same B_, amount and keyset is returned.
+    pub replay: bool,
     /// Outcome channel of the requester.
     pub reply: mpsc::UnboundedSender<SignOutcome>,
 }
@@ -137,20 +139,37 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
     }
     match store_signatures(ledger, &checked).await {
         Ok(results) => {
-            let mut signed = 0u64;
+            let (mut signed, mut replayed) = (0u64, 0u64);
             for (c, result) in checked.iter().zip(results) {
-                match result {
-                    Some(signature) => {
+                let signature = match result {
+                    Stored::Fresh(s) => {
                         signed += 1;
-                        let _ = c.job.reply.send(SignOutcome::Signed {
-                            request_id: c.job.request_id,
-                            signature,
-                        });
+                        s
                     }
-                    None => refuse(ledger, &c.job, m::ERR_ALREADY_SIGNED),
-                }
+                    // Handing the same signature to the same pool again issues nothing new.
+                    Stored::Existing(s)
+                        if c.job.replay
+                            && s.amount == c.message.amount
+                            && s.keyset_id == c.message.keyset_id =>
+                    {
+                        replayed += 1;
+                        s
+                    }
+                    Stored::Existing(_) => {
+                        refuse(ledger, &c.job, m::ERR_ALREADY_SIGNED);
+                        continue;
+                    }
+                };
+                let _ = c.job.reply.send(SignOutcome::Signed {
+                    request_id: c.job.request_id,
+                    signature,
+                });
             }
             ledger.counters.signed.fetch_add(signed, Ordering::Relaxed);
+            ledger
+                .counters
+                .replayed
+                .fetch_add(replayed, Ordering::Relaxed);
             ledger.counters.commits.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
@@ -162,12 +181,18 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
     }
 }
 
+/// A signature made now, or found in the database from before.
+enum Stored {
+    Fresh(BlindSignature),
+    Existing(BlindSignature),
+}
+
 /// Signs the messages not signed before and stores them in one transaction.
-/// Returns, per message, the new signature or `None` if it was already signed.
+/// Returns, per message, the new signature or the one stored earlier.
 async fn store_signatures(
     ledger: &EhashLedger,
     checked: &[Checked],
-) -> Result<Vec<Option<BlindSignature>>, String> {
+) -> Result<Vec<Stored>, String> {
     let store = ledger.mint().localstore();
     let mut tx = store.begin_transaction().await.map_err(|e| e.to_string())?;
     let points: Vec<PublicKey> = checked.iter().map(|c| c.message.blinded_secret).collect();
@@ -204,9 +229,21 @@ async fn store_signatures(
         }
     }
     tx.commit().await.map_err(|e| e.to_string())?;
-    let mut out: Vec<Option<BlindSignature>> = vec![None; checked.len()];
-    for (i, s) in fresh.into_iter().zip(signatures) {
-        out[i] = Some(s);
+    let mut fresh_sigs = fresh.into_iter().zip(signatures).peekable();
+    let mut out = Vec::with_capacity(checked.len());
+    for (i, old) in existing
+        .into_iter()
+        .chain(std::iter::repeat(None))
+        .take(checked.len())
+        .enumerate()
+    {
+        match old {
+            Some(s) => out.push(Stored::Existing(s)),
+            None => match fresh_sigs.next_if(|(j, _)| *j == i) {
+                Some((_, s)) => out.push(Stored::Fresh(s)),
+                None => return Err(format!("no signature produced for message {i}")),
+            },
+        }
     }
     Ok(out)
 }

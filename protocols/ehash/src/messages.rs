@@ -38,6 +38,8 @@ pub const ERR_INVALID_AMOUNT: &str = "ehash-invalid-amount";
 pub const ERR_MINT_UNAVAILABLE: &str = "ehash-mint-unavailable";
 /// Error code: the mint failed internally (database).
 pub const ERR_MINT_INTERNAL: &str = "ehash-mint-internal";
+/// The pool could not record the share durably, so it does not accept it.
+pub const ERR_POOL_JOURNAL: &str = "ehash-pool-journal-failed";
 
 /// Pool -> translator, after extension negotiation and whenever the keyset rotates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +130,9 @@ pub struct SignRequest {
     pub keyset_id: B0255Owned,
     /// B_, 33 bytes.
     pub blinded: B0255Owned,
+    /// A resend of a request the pool may already have had signed (after a crash or a lost
+    /// link): the mint answers with the stored signature instead of refusing.
+    pub replay: bool,
 }
 
 /// Mint -> pool: the signature, already durable in the mint's database.
@@ -201,12 +206,14 @@ mod tests {
             amount: 64,
             keyset_id: b0255(&[1u8; 33]).unwrap(),
             blinded: b0255(&[2u8; 33]).unwrap(),
+            replay: true,
         };
         let mut bytes = binary_sv2::to_bytes(req).unwrap();
         let back: SignRequest = decode(&mut bytes).unwrap();
         assert_eq!(back.request_id, 7);
         assert_eq!(back.amount, 64);
         assert_eq!(back.blinded.as_bytes(), &[2u8; 33]);
+        assert!(back.replay);
     }
 
     #[test]

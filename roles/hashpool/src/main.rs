@@ -45,11 +45,13 @@ enum Command {
         #[command(subcommand)]
         action: Option<MintAction>,
     },
-    /// The pool.
+    /// The pool (`pool -c F stats` reads its share journal instead of serving).
     Pool {
         /// Config file.
         #[arg(short, long)]
         config: PathBuf,
+        #[command(subcommand)]
+        action: Option<PoolAction>,
     },
     /// The translator (SV1 server, SV2 upstream, ehash wallet).
     Translator {
@@ -125,6 +127,16 @@ enum DevnetAction {
 #[derive(Subcommand)]
 enum MintAction {
     /// Issued total and signature count from the mint's database.
+    Stats {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PoolAction {
+    /// Ehash shares the pool acknowledged (durable totals) and requests still open.
     Stats {
         /// One JSON object.
         #[arg(long)]
@@ -296,7 +308,23 @@ async fn main() -> anyhow::Result<()> {
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
-        Command::Pool { config } => {
+        Command::Pool {
+            config,
+            action: Some(PoolAction::Stats { json }),
+        } => {
+            let config: hashpool_pool::PoolConfig = config_file::load(&config)?;
+            let path = config.data_dir.join(hashpool_pool::JOURNAL_FILE);
+            let t = hashpool_pool::journal::ShareJournal::totals_at(&path)?;
+            let text = format!(
+                "accepted_shares={} accepted_amount={} open={}",
+                t.accepted_shares, t.accepted_amount, t.open
+            );
+            print_report(&t, json, &text)
+        }
+        Command::Pool {
+            config,
+            action: None,
+        } => {
             let h = hashpool_pool::start(config_file::load(&config)?)
                 .await
                 .context("pool")?;

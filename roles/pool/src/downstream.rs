@@ -487,6 +487,7 @@ impl Connection {
     async fn on_reply(&self, reply: EhashReply) -> Result<(), String> {
         match reply {
             EhashReply::Signed(sig) => self.send_ehash(sig, m::MSG_EHASH_SIGNATURE).await,
+            EhashReply::Recorded { pending, outcome } => self.on_recorded(pending, outcome).await,
             EhashReply::Refused {
                 channel_id,
                 sequence_number,

@@ -5,6 +5,7 @@
 pub mod channel;
 pub mod config;
 pub mod downstream;
+pub mod journal;
 pub mod mint_client;
 pub mod shares;
 pub mod stats;
@@ -48,6 +49,9 @@ pub enum PoolError {
         /// Cause.
         source: std::io::Error,
     },
+    /// Share journal.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
 }
 
 /// Everything connection handlers share.
@@ -75,6 +79,9 @@ pub struct PoolContext {
     /// Coinbase tag.
     pub pool_tag: String,
 }
+
+/// File name of the share journal in the pool's data dir.
+pub const JOURNAL_FILE: &str = "shares.sqlite";
 
 /// A running pool.
 pub struct PoolHandle {
@@ -141,7 +148,27 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         .map_err(|e| config_err("extranonce", format!("{e:?}")))?;
     let stats = Arc::new(PoolStats::default());
     let work = Arc::new(work::WorkState::new());
-    let mint = mint_client::MintLink::new(stats.clone());
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| config_err("data_dir", format!("{}: {e}", config.data_dir.display())))?;
+    let (journal, open_entries) = journal::ShareJournal::open(&config.data_dir.join(JOURNAL_FILE))?;
+    let mint = mint_client::MintLink::new(stats.clone(), journal);
+    if !open_entries.is_empty() {
+        tracing::info!(
+            open = open_entries.len(),
+            "replaying journaled shares to the mint"
+        );
+    }
+    for e in open_entries {
+        mint.request(mint_client::PendingSign {
+            reply: None,
+            channel_id: 0,
+            sequence_number: 0,
+            amount: e.amount,
+            keyset_id: e.keyset_id,
+            blinded: e.blinded,
+            replay: true,
+        });
+    }
     let (solutions, solutions_rx) = mpsc::channel(64);
     let ctx = Arc::new(PoolContext {
         unit,

@@ -1,8 +1,10 @@
 //! The pool's link to the mint: authenticates with the pool key, forwards sign requests for
 //! accepted shares and routes signatures back to the connection that submitted the share.
-//! Requests in flight when the link drops are sent again after reconnecting; the mint refuses
-//! a blinded message it already signed, so a resend can never double-issue.
+//! Requests in flight when the link drops are sent again after reconnecting, marked as replays:
+//! the mint answers a replay with the signature it already stored, and never signs a B_ twice.
+//! Each request is backed by an open entry in the share journal, closed when its answer comes.
 
+use crate::journal::{RecordOutcome, ShareJournal};
 use crate::stats::PoolStats;
 use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
 use std::collections::HashMap;
@@ -29,6 +31,13 @@ pub struct MintInfo {
 pub enum EhashReply {
     /// Signed.
     Signed(m::EhashSignature),
+    /// The share journal's verdict on an accepted ehash share.
+    Recorded {
+        /// The request to send once recorded.
+        pending: PendingSign,
+        /// Outcome.
+        outcome: RecordOutcome,
+    },
     /// Refused.
     Refused {
         /// Channel.
@@ -43,8 +52,8 @@ pub enum EhashReply {
 /// A request waiting for the mint.
 #[derive(Debug, Clone)]
 pub struct PendingSign {
-    /// Where the outcome goes.
-    pub reply: mpsc::UnboundedSender<EhashReply>,
+    /// Where the outcome goes (`None` for entries replayed from the journal after a restart).
+    pub reply: Option<mpsc::UnboundedSender<EhashReply>>,
     /// Channel of the share.
     pub channel_id: u32,
     /// Sequence number of the share.
@@ -55,14 +64,8 @@ pub struct PendingSign {
     pub keyset_id: Vec<u8>,
     /// B_.
     pub blinded: [u8; 33],
-}
-
-/// Errors queuing a sign request.
-#[derive(Debug, thiserror::Error)]
-pub enum MintLinkError {
-    /// No authenticated link right now.
-    #[error("mint link is down")]
-    Unavailable,
+    /// Sent before (resend after a reconnect or a restart).
+    pub replay: bool,
 }
 
 /// Shared handle to the mint link.
@@ -72,6 +75,7 @@ pub struct MintLink {
     pending: Mutex<HashMap<u64, PendingSign>>,
     next_id: AtomicU64,
     stats: Arc<PoolStats>,
+    journal: ShareJournal,
 }
 
 fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
@@ -80,6 +84,7 @@ fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
         amount: p.amount,
         keyset_id: m::b0255(&p.keyset_id).map_err(|e| e.to_string())?,
         blinded: m::b0255(&p.blinded).map_err(|e| e.to_string())?,
+        replay: p.replay,
     };
     sv2_io::encode(req, m::MSG_SIGN_REQUEST, EXTENSION_TYPE_MINT_LINK, false)
         .map_err(|e| e.to_string())
@@ -87,7 +92,7 @@ fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
 
 impl MintLink {
     /// A link that is not connected yet.
-    pub fn new(stats: Arc<PoolStats>) -> Arc<Self> {
+    pub fn new(stats: Arc<PoolStats>, journal: ShareJournal) -> Arc<Self> {
         let (info, _) = watch::channel(None);
         Arc::new(Self {
             info,
@@ -95,7 +100,13 @@ impl MintLink {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             stats,
+            journal,
         })
+    }
+
+    /// The share journal behind every request.
+    pub fn journal(&self) -> &ShareJournal {
+        &self.journal
     }
 
     /// Watches the mint's announced keyset (None while the link is down).
@@ -124,23 +135,31 @@ impl MintLink {
         }
     }
 
-    /// Queues a sign request.
-    pub fn request(&self, p: PendingSign) -> Result<(), MintLinkError> {
-        let sender = self
-            .sender
-            .lock()
-            .map_err(|_| MintLinkError::Unavailable)?
-            .clone()
-            .ok_or(MintLinkError::Unavailable)?;
+    /// Queues a sign request for a journaled share; it goes out now if the link is up, else
+    /// when it comes back.
+    pub fn request(&self, p: PendingSign) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = request_frame(id, &p).map_err(|_| MintLinkError::Unavailable)?;
-        self.pending
-            .lock()
-            .map_err(|_| MintLinkError::Unavailable)?
-            .insert(id, p);
-        // If the queue is gone the request stays pending and is resent on reconnect.
-        let _ = sender.try_send(frame);
-        Ok(())
+        let frame = match request_frame(id, &p) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode sign request; stays in the journal");
+                return;
+            }
+        };
+        match self.pending.lock() {
+            Ok(mut pending) => {
+                pending.insert(id, p);
+            }
+            Err(_) => {
+                tracing::error!("pending map poisoned; request stays in the journal");
+                return;
+            }
+        }
+        let sender = self.sender.lock().ok().and_then(|s| s.clone());
+        // If the link is down or its queue full, the request is resent on reconnect.
+        if let Some(sender) = sender {
+            let _ = sender.try_send(frame);
+        }
     }
 
     /// Number of requests waiting for the mint.
@@ -160,6 +179,10 @@ impl MintLink {
         self.stats
             .ehash_signed
             .fetch_add(p.amount, Ordering::Relaxed);
+        self.journal.complete(p.blinded);
+        let Some(reply) = p.reply else {
+            return;
+        };
         let sig = (|| {
             Some(m::EhashSignature {
                 channel_id: p.channel_id,
@@ -173,7 +196,7 @@ impl MintLink {
             })
         })();
         if let Some(sig) = sig {
-            let _ = p.reply.send(EhashReply::Signed(sig));
+            let _ = reply.send(EhashReply::Signed(sig));
         }
     }
 
@@ -184,7 +207,17 @@ impl MintLink {
         let code = m::read_str(&e.error_code).unwrap_or_else(|_| "invalid-utf8".into());
         self.stats.ehash_refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(channel_id = p.channel_id, sequence_number = p.sequence_number, %code, "mint refused to sign");
-        let _ = p.reply.send(EhashReply::Refused {
+        if code == m::ERR_MINT_INTERNAL || code == m::ERR_MINT_UNAVAILABLE {
+            // Not a verdict on the request: it stays in the journal and is replayed after the
+            // next restart.
+            tracing::error!(blinded = %hex::encode(p.blinded), "sign request left open in the journal");
+        } else {
+            self.journal.complete(p.blinded);
+        }
+        let Some(reply) = p.reply else {
+            return;
+        };
+        let _ = reply.send(EhashReply::Refused {
             channel_id: p.channel_id,
             sequence_number: p.sequence_number,
             code,
@@ -275,7 +308,14 @@ impl MintLink {
         let resend: Vec<(u64, PendingSign)> = self
             .pending
             .lock()
-            .map(|p| p.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .map(|mut p| {
+                p.iter_mut()
+                    .map(|(k, v)| {
+                        v.replay = true;
+                        (*k, v.clone())
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         for (id, p) in &resend {
             sender

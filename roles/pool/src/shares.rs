@@ -3,7 +3,8 @@
 
 use crate::channel::Share;
 use crate::downstream::{str255, Connection};
-use crate::mint_client::PendingSign;
+use crate::journal::{JournalEntry, RecordOutcome};
+use crate::mint_client::{EhashReply, PendingSign};
 use ehash_protocol::difficulty::meets_target as meets;
 use ehash_protocol::{messages as m, BlindedShare};
 use std::sync::atomic::Ordering;
@@ -103,22 +104,11 @@ impl Connection {
             ch.vardiff.on_share();
         }
         let amount = 1u64 << k;
-        self.ctx
-            .stats
-            .shares_accepted
-            .fetch_add(1, Ordering::Relaxed);
-        let ok = SubmitSharesSuccess {
-            channel_id,
-            last_sequence_number: seq,
-            new_submits_accepted_count: 1,
-            new_shares_sum: amount,
-        };
-        self.send_mining(MiningOwned::SubmitSharesSuccess(ok))
-            .await?;
         let b = match blinded {
-            None => return Ok(()),
+            None => return self.acknowledge(channel_id, seq, amount).await,
             Some(Err(e)) => {
                 tracing::debug!(channel_id, error = %e, "malformed blinded share");
+                self.acknowledge(channel_id, seq, amount).await?;
                 return self
                     .ehash_error(channel_id, seq, m::ERR_INVALID_POINT)
                     .await;
@@ -126,27 +116,78 @@ impl Connection {
             Some(Ok(b)) => b,
         };
         if let Err(code) = self.ctx.mint.check(&b.keyset_id, k) {
+            self.acknowledge(channel_id, seq, amount).await?;
             return self.ehash_error(channel_id, seq, code).await;
         }
+        // The share is acknowledged only once its claim on a signature is on disk (see
+        // journal.rs); the journal's answer comes back through the reply channel.
         let pending = PendingSign {
-            reply: self.replies.clone(),
+            reply: Some(self.replies.clone()),
             channel_id,
             sequence_number: seq,
             amount,
             keyset_id: b.keyset_id,
             blinded: b.blinded,
+            replay: false,
         };
-        match self.ctx.mint.request(pending) {
-            Ok(()) => {
+        let entry = JournalEntry {
+            blinded: pending.blinded,
+            keyset_id: pending.keyset_id.clone(),
+            amount,
+        };
+        let replies = self.replies.clone();
+        self.ctx.mint.journal().record(entry, move |outcome| {
+            let _ = replies.send(EhashReply::Recorded { pending, outcome });
+        });
+        Ok(())
+    }
+
+    /// Sends SubmitSharesSuccess for one share.
+    pub(crate) async fn acknowledge(
+        &self,
+        channel_id: u32,
+        sequence_number: u32,
+        amount: u64,
+    ) -> Result<(), String> {
+        self.ctx
+            .stats
+            .shares_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        let ok = SubmitSharesSuccess {
+            channel_id,
+            last_sequence_number: sequence_number,
+            new_submits_accepted_count: 1,
+            new_shares_sum: amount,
+        };
+        self.send_mining(MiningOwned::SubmitSharesSuccess(ok)).await
+    }
+
+    /// The journal's verdict on an ehash share: acknowledge and ask the mint, or refuse.
+    pub(crate) async fn on_recorded(
+        &self,
+        pending: PendingSign,
+        outcome: RecordOutcome,
+    ) -> Result<(), String> {
+        let (channel_id, seq, amount) =
+            (pending.channel_id, pending.sequence_number, pending.amount);
+        match outcome {
+            RecordOutcome::Recorded => {
+                self.acknowledge(channel_id, seq, amount).await?;
                 self.ctx
                     .stats
                     .ehash_requested
                     .fetch_add(amount, Ordering::Relaxed);
+                self.ctx.mint.request(pending);
                 Ok(())
             }
-            Err(_) => {
-                self.ehash_error(channel_id, seq, m::ERR_MINT_UNAVAILABLE)
+            RecordOutcome::Duplicate => {
+                self.acknowledge(channel_id, seq, amount).await?;
+                self.ehash_error(channel_id, seq, m::ERR_ALREADY_SIGNED)
                     .await
+            }
+            RecordOutcome::Failed(e) => {
+                tracing::error!(channel_id, sequence_number = seq, error = %e, "share not recorded; refused");
+                self.reject(channel_id, seq, m::ERR_POOL_JOURNAL).await
             }
         }
     }

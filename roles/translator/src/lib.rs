@@ -179,7 +179,38 @@ async fn open_wallet(
         Ok(unspent) => tracing::info!(restored_unspent = unspent, "wallet restored from the mint"),
         Err(e) => tracing::warn!(error = %e, "wallet restore failed"),
     }
+    // Signatures lost between the mint and us (a pool or mint crash after signing) are fetched
+    // from the mint by B_.
+    let mut tick = tokio::time::interval(RECOVERY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match w
+            .recover_outstanding(RECOVERY_AFTER, RECOVERY_GIVE_UP)
+            .await
+        {
+            Ok((0, _)) => {}
+            Ok((proofs, amount)) => {
+                tracing::info!(
+                    proofs,
+                    amount,
+                    "recovered signatures that never arrived in-band"
+                )
+            }
+            Err(e) => tracing::warn!(error = %e, "signature recovery failed; will retry"),
+        }
+    }
 }
+
+/// How often the wallet looks for signatures that never arrived.
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// A blinded message unanswered this long is looked up at the mint.
+const RECOVERY_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+/// A blinded message the mint never signed within this time belonged to a lost share.
+const RECOVERY_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(600);
 
 async fn accept_miners(
     listener: tokio::net::TcpListener,

@@ -30,6 +30,8 @@ pub struct MinerSession {
     pub version_rolling: bool,
     /// Worker name from `mining.authorize`.
     pub user: String,
+    /// The extranonce1 it was given at subscribe (channel prefix + its index).
+    pub extranonce1: Vec<u8>,
     /// The miner's difficulty.
     pub difficulty: MinerDifficulty,
 }
@@ -44,6 +46,7 @@ impl MinerSession {
             authorized: false,
             version_rolling: false,
             user: String::new(),
+            extranonce1: Vec::new(),
             difficulty: MinerDifficulty::new(vardiff),
         }
     }

@@ -51,6 +51,7 @@ struct Outstanding {
     r: SecretKey,
     blinded: PublicKey,
     counter: u32,
+    since: std::time::Instant,
 }
 
 /// NUT-13 counters reserved per database write. Restore scans past gaps of up to 300 unused
@@ -237,6 +238,7 @@ impl EhashWallet {
                     r,
                     blinded,
                     counter,
+                    since: std::time::Instant::now(),
                 },
             );
         }
@@ -300,6 +302,68 @@ impl EhashWallet {
             .collect::<Result<Vec<_>, _>>()?;
         self.wallet.localstore.update_proofs(infos, vec![]).await?;
         Ok(amount)
+    }
+
+    /// Asks the mint (NUT-09 restore, by B_) for signatures on blinded messages sent more than
+    /// `older_than` ago that never got one in-band, e.g. because the pool or the mint crashed
+    /// between signing and delivery. Entries older than `give_up` that the mint never signed
+    /// are dropped: their shares were lost, not paid. Returns (proofs recovered, amount).
+    pub async fn recover_outstanding(
+        &self,
+        older_than: std::time::Duration,
+        give_up: std::time::Duration,
+    ) -> Result<(usize, u64), WalletError> {
+        let stale: Vec<Outstanding> = match self.outstanding.lock() {
+            Ok(o) => o
+                .values()
+                .filter(|e| e.since.elapsed() >= older_than)
+                .cloned()
+                .collect(),
+            Err(_) => return Err(WalletError::Derive("outstanding lock poisoned".into())),
+        };
+        if stale.is_empty() {
+            return Ok((0, 0));
+        }
+        let outputs = stale
+            .iter()
+            .map(|e| cdk::nuts::BlindedMessage::new(Amount::ZERO, e.keyset, e.blinded))
+            .collect();
+        let client = cdk::wallet::HttpClient::new(self.wallet.mint_url.clone(), None);
+        let response = cdk::wallet::MintConnector::post_restore(
+            &client,
+            cdk::nuts::RestoreRequest { outputs },
+        )
+        .await?;
+        let (mut recovered, mut amount) = (0usize, 0u64);
+        for (output, sig) in response.outputs.iter().zip(&response.signatures) {
+            let Some(dleq) = &sig.dleq else {
+                tracing::warn!("restored signature without DLEQ ignored");
+                continue;
+            };
+            let blinded = output.blinded_secret.to_bytes();
+            match self
+                .receive_signature(
+                    &blinded,
+                    u64::from(sig.amount),
+                    &sig.c.to_bytes(),
+                    dleq.e.to_secret_bytes(),
+                    dleq.s.to_secret_bytes(),
+                )
+                .await
+            {
+                Ok(a) => {
+                    recovered += 1;
+                    amount += a;
+                }
+                // Delivered in-band meanwhile: nothing to do.
+                Err(WalletError::BadSignature(e)) => tracing::debug!(error = %e, "restore skipped"),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Ok(mut o) = self.outstanding.lock() {
+            o.retain(|_, e| e.since.elapsed() < give_up);
+        }
+        Ok((recovered, amount))
     }
 
     /// Recovers every proof the mint signed for our seed (NUT-09), e.g. after a crash.

@@ -54,6 +54,9 @@ impl Bridge {
                     self.send_line(id, &Message::from(resp)).await;
                     return Ok(());
                 };
+                if let Some(m) = self.miners.get_mut(&id) {
+                    m.extranonce1 = en1.clone();
+                }
                 let en1 = Extranonce::try_from(en1).map_err(|e| format!("{e:?}"))?;
                 let subs = vec![
                     ("mining.set_difficulty".to_string(), id.to_string()),

@@ -66,6 +66,7 @@ impl Bridge {
                 };
                 ch.set_target(Target::from_le_bytes(s.target.to_array()));
                 self.channel = Some(ch);
+                self.reconnect_stale_miners().await;
             }
             MiningOwned::OpenMiningChannelError(e) => {
                 return Err(format!(
@@ -154,6 +155,31 @@ impl Bridge {
             other => tracing::debug!(msg = ?other, "ignoring upstream message"),
         }
         Ok(())
+    }
+
+    /// After a new upstream channel (a pool restart), miners subscribed under another
+    /// extranonce prefix would hash headers the pool cannot check: they are told to reconnect
+    /// and their connection is closed, so they subscribe again under the new prefix.
+    async fn reconnect_stale_miners(&mut self) {
+        let stale: Vec<u64> = self
+            .miners
+            .iter()
+            .filter(|(_, m)| m.subscribed)
+            .filter(|(_, m)| {
+                self.miner_extranonce1(m.index)
+                    .is_none_or(|(en1, _)| en1 != m.extranonce1)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            let reconnect =
+                serde_json::json!({"id": null, "method": "client.reconnect", "params": []});
+            if let Some(m) = self.miners.remove(&id) {
+                let _ = m.lines.send(reconnect.to_string()).await;
+                self.stats.miners.fetch_sub(1, Ordering::Relaxed);
+                tracing::info!(miner = id, user = %m.user, "new upstream channel; miner told to reconnect");
+            }
+        }
     }
 
     async fn on_ehash(&mut self, msg_type: u8, mut frame: sv2_io::Frame) -> Result<(), String> {
