@@ -121,6 +121,9 @@ enum DevnetAction {
         /// Target seconds between blocks.
         #[arg(long, default_value_t = 10.0)]
         block_interval: f64,
+        /// Shares per minute the pool's vardiff aims at, per channel.
+        #[arg(long, default_value_t = 30.0)]
+        shares_per_minute: f64,
     },
 }
 
@@ -243,6 +246,7 @@ async fn main() -> anyhow::Result<()> {
                     port_base,
                     threads,
                     block_interval,
+                    shares_per_minute,
                 }),
             ..
         } => {
@@ -253,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir: data_dir.clone(),
                 threads,
                 block_interval_secs: block_interval,
+                shares_per_minute,
                 ..Default::default()
             };
             let ports = port_base.map_or(DevnetPorts::FIXED, DevnetPorts::from_base);

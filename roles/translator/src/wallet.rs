@@ -66,6 +66,10 @@ pub struct EhashWallet {
     counters: Mutex<HashMap<Id, (u32, u32)>>,
     keys: Mutex<HashMap<Id, Keys>>,
     outstanding: Mutex<HashMap<[u8; 33], Outstanding>>,
+    /// Blinded messages of shares the pool rejected: never signed, so used again for the next
+    /// shares instead of burning counters (a run of rejections, e.g. while the mint is down,
+    /// would otherwise leave a gap restore has to scan across).
+    reusable: Mutex<Vec<Outstanding>>,
 }
 
 /// Reads the 64-byte wallet seed, creating it (0600) on first run.
@@ -176,6 +180,7 @@ impl EhashWallet {
             counters: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
             outstanding: Mutex::new(HashMap::new()),
+            reusable: Mutex::new(Vec::new()),
         }))
     }
 
@@ -219,8 +224,21 @@ impl EhashWallet {
         take(&mut m).ok_or_else(|| WalletError::Derive("empty counter block".into()))
     }
 
-    /// Derives the next blinded message for `keyset` from a durably reserved counter.
+    /// The next blinded message for `keyset`: one the pool rejected earlier, or a new one
+    /// derived from a durably reserved counter.
     pub async fn next_blinded(&self, keyset: Id) -> Result<[u8; 33], WalletError> {
+        let reused = self.reusable.lock().ok().and_then(|mut r| {
+            let i = r.iter().position(|o| o.keyset == keyset)?;
+            Some(r.swap_remove(i))
+        });
+        if let Some(mut o) = reused {
+            o.since = std::time::Instant::now();
+            let bytes = o.blinded.to_bytes();
+            if let Ok(mut out) = self.outstanding.lock() {
+                out.insert(bytes, o);
+            }
+            return Ok(bytes);
+        }
         let counter = self.next_counter(keyset).await?;
         let secret = Secret::from_seed(&self.seed, keyset, counter)
             .map_err(|e| WalletError::Derive(e.to_string()))?;
@@ -245,11 +263,16 @@ impl EhashWallet {
         Ok(bytes)
     }
 
-    /// Forgets a blinded message whose share was rejected (its counter stays used; restore
-    /// skips the gap).
+    /// Takes back the blinded message of a share the pool rejected (`SubmitSharesError`: the
+    /// pool never journaled it, so the mint never saw it) for reuse on a later share.
     pub fn discard(&self, blinded: &[u8; 33]) {
-        if let Ok(mut o) = self.outstanding.lock() {
-            o.remove(blinded);
+        let taken = self
+            .outstanding
+            .lock()
+            .ok()
+            .and_then(|mut o| o.remove(blinded));
+        if let (Some(o), Ok(mut r)) = (taken, self.reusable.lock()) {
+            r.push(o);
         }
     }
 
@@ -366,9 +389,32 @@ impl EhashWallet {
         Ok((recovered, amount))
     }
 
-    /// Recovers every proof the mint signed for our seed (NUT-09), e.g. after a crash.
+    /// Recovers every proof the mint signed for our seed (NUT-09), e.g. after a crash. The
+    /// scan never stops before the highest counter ever reserved, whatever the gaps (counters
+    /// reserved by a process that crashed before using them).
     pub async fn restore(&self) -> Result<u64, WalletError> {
-        let restored = self.wallet.restore().await?;
+        let keysets = self
+            .wallet
+            .localstore
+            .get_mint_keysets(self.wallet.mint_url.clone())
+            .await?
+            .unwrap_or_default();
+        let mut highest = 0u32;
+        for ks in keysets {
+            // Incrementing by zero reads the counter atomically.
+            let c = self
+                .wallet
+                .localstore
+                .increment_keyset_counter(&ks.id, 0)
+                .await?;
+            highest = highest.max(c);
+        }
+        let batch = cdk::wallet::NUT13Options::DEFAULT_BATCH_SIZE;
+        let gap = (highest / batch)
+            .saturating_add(cdk::wallet::NUT13Options::DEFAULT_MAX_GAP)
+            .max(cdk::wallet::NUT13Options::DEFAULT_MAX_GAP);
+        let opts = cdk::wallet::NUT13Options::new(batch, gap)?;
+        let restored = self.wallet.restore_with_opts(opts).await?;
         Ok(u64::from(restored.unspent))
     }
 
