@@ -68,6 +68,7 @@ async fn killed_translator_recovers_tokens_through_restore() {
         mint_url: None,
         miner_shares_per_minute: 1200.0,
         miner_vardiff_interval_secs: 2.0,
+        sv1_line_timeout_secs: 600.0,
     };
     let old = std::mem::replace(
         &mut stack.translator,

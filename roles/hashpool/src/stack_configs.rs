@@ -148,6 +148,7 @@ impl StackConfigs {
                 // Miners see twice the pool's share rate: about half their shares stay local.
                 miner_shares_per_minute: o.shares_per_minute * 2.0,
                 miner_vardiff_interval_secs: o.vardiff_interval_secs,
+                sv1_line_timeout_secs: 600.0,
             },
             miner: MinerOptions {
                 url: local(ports.sv1).to_string(),

@@ -157,8 +157,18 @@ impl Connection {
         } else {
             &[]
         };
+        let payload_len = frame.payload().len();
         let (msg, tlvs) = parse_message_frame_with_tlvs(header, frame.payload(), negotiated)
             .map_err(|e| format!("malformed frame type {:#04x}: {e:?}", header.msg_type()))?;
+        // Bytes after the message must be exactly the TLVs of negotiated extensions (5-byte
+        // TLV header each); anything else is junk and the frame is malformed.
+        let tlv_bytes: usize = tlvs.iter().flatten().map(|t| 5 + t.value.len()).sum();
+        if binary_sv2::GetSize::get_size(&msg) + tlv_bytes != payload_len {
+            return Err(format!(
+                "malformed frame type {:#04x}: {payload_len} bytes do not match the message",
+                header.msg_type()
+            ));
+        }
         let blinded = tlvs
             .unwrap_or_default()
             .iter()

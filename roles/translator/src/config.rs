@@ -28,6 +28,10 @@ pub struct TranslatorConfig {
     /// Seconds between a miner's vardiff retargets.
     #[serde(default = "default_miner_vardiff_secs")]
     pub miner_vardiff_interval_secs: f64,
+    /// Seconds an SV1 miner may take to send a complete line (idle or slow-loris miners are
+    /// dropped).
+    #[serde(default = "default_sv1_timeout")]
+    pub sv1_line_timeout_secs: f64,
     /// Mint HTTP URL override (default: the URL the pool announces).
     #[serde(default)]
     pub mint_url: Option<String>,
@@ -44,4 +48,7 @@ fn default_miner_spm() -> f64 {
 }
 fn default_miner_vardiff_secs() -> f64 {
     30.0
+}
+fn default_sv1_timeout() -> f64 {
+    600.0
 }

@@ -84,6 +84,7 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         )?,
         shares_per_minute: positive("miner_shares_per_minute", config.miner_shares_per_minute)?,
     };
+    let line_timeout = positive_secs("sv1_line_timeout_secs", config.sv1_line_timeout_secs)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| TranslatorError::Config {
         key: "data_dir",
         reason: format!("{}: {e}", config.data_dir.display()),
@@ -124,6 +125,7 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
     tasks.push(tokio::spawn(accept_miners(
         listener,
         events_tx,
+        line_timeout,
         shutdown.clone(),
     )));
     tracing::info!(%sv1_addr, pool = %config.pool_address, "translator started");
@@ -215,6 +217,7 @@ const RECOVERY_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(600
 async fn accept_miners(
     listener: tokio::net::TcpListener,
     events: mpsc::Sender<bridge::BridgeEvent>,
+    line_timeout: std::time::Duration,
     shutdown: CancellationToken,
 ) {
     let next = AtomicU64::new(1);
@@ -232,7 +235,7 @@ async fn accept_miners(
         tokio::spawn(async move {
             tokio::select! {
                 _ = sd.cancelled() => {}
-                _ = sv1::serve_miner(id, stream, peer, events) => {}
+                _ = sv1::serve_miner(id, stream, peer, events, line_timeout) => {}
             }
         });
     }

@@ -10,15 +10,14 @@ use tokio::sync::mpsc;
 
 /// Longest accepted JSON-RPC line.
 pub const MAX_LINE: usize = 16 * 1024;
-/// A miner that sends nothing for this long is dropped.
-pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Serves one SV1 miner.
+/// Serves one SV1 miner. A miner that does not complete a line within `line_timeout` (idle, or
+/// trickling bytes slowly) is dropped.
 pub async fn serve_miner(
     id: MinerId,
     stream: TcpStream,
     peer: SocketAddr,
     bridge: mpsc::Sender<BridgeEvent>,
+    line_timeout: std::time::Duration,
 ) {
     let (rd, mut wr) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
@@ -41,9 +40,9 @@ pub async fn serve_miner(
     let mut buf = Vec::with_capacity(512);
     let reason = loop {
         buf.clear();
-        let read = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader, &mut buf)).await;
+        let read = tokio::time::timeout(line_timeout, read_line(&mut reader, &mut buf)).await;
         match read {
-            Err(_) => break "idle timeout".to_string(),
+            Err(_) => break "no complete line before the timeout".to_string(),
             Ok(Err(e)) => break e,
             Ok(Ok(())) => {}
         }
