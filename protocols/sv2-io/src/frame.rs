@@ -10,6 +10,14 @@ pub type Frame = SerializedFrame;
 /// Errors building or reading a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    /// The payload is not a well-formed message of its type (plus negotiated TLVs).
+    #[error("malformed SV2 frame type {msg_type:#04x}: {reason}")]
+    Malformed {
+        /// Message type of the frame.
+        msg_type: u8,
+        /// Why.
+        reason: String,
+    },
     /// The message could not be serialized.
     #[error("cannot encode SV2 message type {msg_type:#04x}: {reason}")]
     Encode {
@@ -87,4 +95,40 @@ pub fn setup_connection(
         device_id: s("")?,
     };
     encode(msg, MESSAGE_TYPE_SETUP_CONNECTION, 0, false)
+}
+
+/// Parses a standard message and the TLVs of `negotiated` extensions appended to it. Strict:
+/// bytes after the message must be exactly those TLVs (5-byte header each), anything else makes
+/// the frame malformed.
+pub fn parse_with_tlvs<'a>(
+    header: Header,
+    payload: &'a mut [u8],
+    negotiated: &[u16],
+) -> Result<
+    (
+        stratum_core::parsers_sv2::AnyMessage<'a>,
+        Vec<stratum_core::parsers_sv2::Tlv>,
+    ),
+    FrameError,
+> {
+    let msg_type = header.msg_type();
+    let payload_len = payload.len();
+    let (msg, tlvs) =
+        stratum_core::parsers_sv2::parse_message_frame_with_tlvs(header, payload, negotiated)
+            .map_err(|e| FrameError::Malformed {
+                msg_type,
+                reason: format!("{e:?}"),
+            })?;
+    let tlvs = tlvs.unwrap_or_default();
+    let tlv_bytes: usize = tlvs.iter().map(|t| 5 + t.value.len()).sum();
+    let body = msg.get_size();
+    if body + tlv_bytes != payload_len {
+        return Err(FrameError::Malformed {
+            msg_type,
+            reason: format!(
+                "{payload_len} payload bytes, but the message takes {body} and its TLVs {tlv_bytes}"
+            ),
+        });
+    }
+    Ok((msg, tlvs))
 }

@@ -2,6 +2,8 @@
 
 pub mod config_file;
 pub mod devnet;
+pub mod process_stack;
+pub mod soak;
 pub mod stack_configs;
 
 pub use devnet::{DevnetOptions, DevnetReport, DevnetStack};

@@ -67,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         action: WalletAction,
     },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        action: BenchAction,
+    },
     /// A CPU SV1 miner (`-c miner.toml`, or the flags).
     Miner {
         /// Config file (overrides the flags).
@@ -132,6 +137,29 @@ enum MintAction {
     /// Issued total and signature count from the mint's database.
     Stats {
         /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchAction {
+    /// Hold many SV1 connections on one translator process (the stack runs as separate
+    /// processes) while each submits shares; report memory per connection, latency, errors.
+    Soak {
+        /// SV1 connections.
+        #[arg(long, default_value_t = 10_000)]
+        connections: u32,
+        /// Seconds to hold them once all are open.
+        #[arg(long, default_value_t = 600)]
+        duration: u64,
+        /// Seconds between two shares of one connection.
+        #[arg(long, default_value_t = 10.0)]
+        share_interval: f64,
+        /// Directory for configs, data and logs (default: a fresh temp dir, removed after).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
     },
@@ -342,6 +370,37 @@ async fn main() -> anyhow::Result<()> {
                 .context("translator")?;
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
+        }
+        Command::Bench {
+            action:
+                BenchAction::Soak {
+                    connections,
+                    duration,
+                    share_interval,
+                    data_dir,
+                    json,
+                },
+        } => {
+            let keep = data_dir.is_some();
+            let data_dir = data_dir.unwrap_or_else(hashpool::soak::default_data_dir);
+            let opts = hashpool::soak::SoakOptions {
+                binary: std::env::current_exe().context("locate the hashpool binary")?,
+                connections,
+                duration: Duration::from_secs(duration),
+                share_interval: Duration::from_secs_f64(share_interval.max(0.01)),
+                data_dir: data_dir.clone(),
+            };
+            let report = hashpool::soak::run(&opts).await;
+            if !keep {
+                hashpool::soak::remove_data_dir(&data_dir);
+            }
+            let r = report?;
+            let text = format!(
+                "connected={}/{} submitted={} accepted={} rejected={} errors={} p50={}us p99={}us rss_per_connection={}B",
+                r.connected, r.connections, r.submitted, r.accepted, r.rejected, r.errors,
+                r.p50_us, r.p99_us, r.rss_per_connection_bytes
+            );
+            print_report(&r, json, &text)
         }
         Command::Wallet { config, action } => {
             let config: hashpool_translator::TranslatorConfig = config_file::load(&config)?;

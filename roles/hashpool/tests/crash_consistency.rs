@@ -6,12 +6,12 @@
 //! - the mint signed each blinded message once (signatures == wallet proofs == acknowledged
 //!   ehash shares), and no journal entry is left open.
 
+use hashpool::process_stack::{free_port_base, RoleProcesses};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashpool");
 const ROLES: [&str; 5] = ["template-provider", "mint", "pool", "translator", "miner"];
@@ -30,73 +30,6 @@ impl Rng {
     }
     fn millis(&mut self, lo: u64, hi: u64) -> Duration {
         Duration::from_millis(lo + self.next() % (hi - lo))
-    }
-}
-
-/// Five consecutive free loopback ports.
-fn free_port_base(rng: &mut Rng) -> u16 {
-    loop {
-        let base = 20_000 + (rng.next() % 40_000) as u16;
-        let all_free = (0..5).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-}
-
-struct Stack {
-    dir: PathBuf,
-    children: HashMap<&'static str, Child>,
-}
-
-impl Stack {
-    fn spawn(&mut self, role: &'static str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("{role}.log")))
-            .expect("log file");
-        let child = Command::new(BIN)
-            .arg(role)
-            .arg("-c")
-            .arg(self.dir.join(format!("{role}.toml")))
-            .env(
-                "RUST_LOG",
-                "warn,hashpool_translator=info,hashpool_pool=info",
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn role");
-        self.children.insert(role, child);
-    }
-
-    async fn kill(&mut self, role: &'static str) {
-        if let Some(mut c) = self.children.remove(role) {
-            c.start_kill().expect("SIGKILL");
-            let _ = c.wait().await;
-        }
-    }
-
-    /// SIGTERM and wait: the clean way a service manager stops a role.
-    async fn stop(&mut self, role: &'static str) {
-        if let Some(mut c) = self.children.remove(role) {
-            if let Some(pid) = c.id() {
-                let _ = std::process::Command::new("kill")
-                    .arg("-TERM")
-                    .arg(pid.to_string())
-                    .status();
-            }
-            if tokio::time::timeout(Duration::from_secs(20), c.wait())
-                .await
-                .is_err()
-            {
-                let _ = c.start_kill();
-                panic!("{role} did not stop on SIGTERM");
-            }
-        }
     }
 }
 
@@ -135,7 +68,7 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
     let mut rng = Rng(seed);
     let dir = std::env::temp_dir().join(format!("hashpool-crash-{}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let base = free_port_base(&mut rng).to_string();
+    let base = free_port_base(rng.next()).expect("free ports").to_string();
     let d = dir.to_string_lossy().to_string();
     let init = Command::new(BIN)
         .args(["devnet", "init", "--data-dir", &d, "--port-base", &base])
@@ -149,12 +82,10 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
         String::from_utf8_lossy(&init.stderr)
     );
 
-    let mut stack = Stack {
-        dir: dir.clone(),
-        children: HashMap::new(),
-    };
+    let filter = "warn,hashpool_translator=info,hashpool_pool=info";
+    let mut stack = RoleProcesses::new(Path::new(BIN), &dir, filter);
     for role in ROLES {
-        stack.spawn(role);
+        stack.spawn(role).expect("spawn");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -174,14 +105,14 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
         stack.kill(victim).await;
         *kills.entry(victim).or_default() += 1;
         tokio::time::sleep(rng.millis(100, 1500)).await;
-        stack.spawn(victim);
+        stack.spawn(victim).expect("respawn");
     }
     println!("kills: {kills:?}");
 
     // Let the stack mine a while after the last crash, then stop the miner and let every
     // journaled share reach the mint.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stack.stop("miner").await;
+    stack.stop("miner").await.expect("miner stops");
     let pool_cfg = format!("{d}/pool.toml");
     let deadline = Instant::now() + Duration::from_secs(60);
     let pool = loop {
@@ -197,12 +128,10 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
     };
     // The translator is stopped; its wallet restores from the mint (NUT-09) like an operator
     // would after a crash: no manual repair of any database.
-    stack.stop("translator").await;
+    stack.stop("translator").await.expect("translator stops");
     let tr_cfg = format!("{d}/translator.toml");
     let wallet = cli_json(&["wallet", "-c", &tr_cfg, "restore", "--json"], &dir).await;
-    stack.stop("pool").await;
-    stack.stop("mint").await;
-    stack.stop("template-provider").await;
+    stack.stop_all().await.expect("roles stop on SIGTERM");
     let mint_cfg = format!("{d}/mint.toml");
     let mint = cli_json(&["mint", "-c", &mint_cfg, "stats", "--json"], &dir).await;
     println!("pool {pool}\nmint {mint}\nwallet {wallet}");

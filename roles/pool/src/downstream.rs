@@ -21,8 +21,8 @@ use stratum_core::mining_sv2::{
     OpenStandardMiningChannelSuccessOwned, SetTargetOwned,
 };
 use stratum_core::parsers_sv2::{
-    parse_message_frame_with_tlvs, AnyMessage, CommonMessages, CommonMessagesOwned,
-    ExtensionsNegotiation, ExtensionsNegotiationOwned, ExtensionsOwned, Mining, MiningOwned,
+    AnyMessage, CommonMessages, CommonMessagesOwned, ExtensionsNegotiation,
+    ExtensionsNegotiationOwned, ExtensionsOwned, Mining, MiningOwned,
 };
 use sv2_io::{FrameReader, FrameSender};
 use tokio::sync::{broadcast, mpsc};
@@ -157,20 +157,9 @@ impl Connection {
         } else {
             &[]
         };
-        let payload_len = frame.payload().len();
-        let (msg, tlvs) = parse_message_frame_with_tlvs(header, frame.payload(), negotiated)
-            .map_err(|e| format!("malformed frame type {:#04x}: {e:?}", header.msg_type()))?;
-        // Bytes after the message must be exactly the TLVs of negotiated extensions (5-byte
-        // TLV header each); anything else is junk and the frame is malformed.
-        let tlv_bytes: usize = tlvs.iter().flatten().map(|t| 5 + t.value.len()).sum();
-        if binary_sv2::GetSize::get_size(&msg) + tlv_bytes != payload_len {
-            return Err(format!(
-                "malformed frame type {:#04x}: {payload_len} bytes do not match the message",
-                header.msg_type()
-            ));
-        }
+        let (msg, tlvs) = sv2_io::frame::parse_with_tlvs(header, frame.payload(), negotiated)
+            .map_err(|e| e.to_string())?;
         let blinded = tlvs
-            .unwrap_or_default()
             .iter()
             .find(|t| t.r#type.field_type == ehash_protocol::TLV_FIELD_BLINDED_SHARE)
             .map(BlindedShare::from_tlv);

@@ -46,31 +46,19 @@ pub async fn serve_miner(
             Ok(Err(e)) => break e,
             Ok(Ok(())) => {}
         }
-        let text = match std::str::from_utf8(&buf) {
-            Ok(t) => t.trim(),
-            Err(_) => break "line is not UTF-8".into(),
-        };
-        if text.is_empty() {
-            continue;
-        }
-        let msg: Message = match serde_json::from_str(text) {
-            Ok(m) => m,
-            Err(e) => break format!("malformed JSON-RPC: {e}"),
-        };
-        let request = match Client2Server::try_from(msg.clone()) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(%peer, error = ?e, "unsupported SV1 message");
-                if let Message::StandardRequest(r) = msg {
+        let request = match parse_line(&buf) {
+            Ok(ParsedLine::Empty) => continue,
+            Ok(ParsedLine::Request(r)) => r,
+            Ok(ParsedLine::Unsupported(request_id)) => {
+                tracing::debug!(%peer, ?request_id, "unsupported SV1 message");
+                if let Some(request_id) = request_id {
                     let _ = bridge
-                        .send(BridgeEvent::Unsupported {
-                            id,
-                            request_id: r.id,
-                        })
+                        .send(BridgeEvent::Unsupported { id, request_id })
                         .await;
                 }
                 continue;
             }
+            Err(e) => break e,
         };
         if bridge
             .send(BridgeEvent::Request { id, request })
@@ -83,6 +71,37 @@ pub async fn serve_miner(
     tracing::info!(%peer, miner = id, %reason, "SV1 miner disconnected");
     let _ = bridge.send(BridgeEvent::MinerGone { id }).await;
     writer.abort();
+}
+
+/// One SV1 line, parsed.
+#[derive(Debug)]
+pub enum ParsedLine {
+    /// Blank line.
+    Empty,
+    /// A request the translator handles.
+    Request(Client2Server),
+    /// Valid JSON-RPC the translator does not handle (with the request id to answer, if any).
+    Unsupported(Option<u64>),
+}
+
+/// Parses one line from a miner; an error means the connection must be closed.
+pub fn parse_line(line: &[u8]) -> Result<ParsedLine, String> {
+    let text = std::str::from_utf8(line)
+        .map_err(|_| "line is not UTF-8".to_string())?
+        .trim();
+    if text.is_empty() {
+        return Ok(ParsedLine::Empty);
+    }
+    let msg: Message =
+        serde_json::from_str(text).map_err(|e| format!("malformed JSON-RPC: {e}"))?;
+    let request_id = match &msg {
+        Message::StandardRequest(r) => Some(r.id),
+        _ => None,
+    };
+    Ok(match Client2Server::try_from(msg) {
+        Ok(r) => ParsedLine::Request(r),
+        Err(_) => ParsedLine::Unsupported(request_id),
+    })
 }
 
 /// Reads one line of at most `MAX_LINE` bytes.

@@ -1,0 +1,153 @@
+//! The devnet stack as separate OS processes (one `hashpool <role> -c <role>.toml` each), for
+//! the crash harness and the soak bench: start, SIGKILL, SIGTERM, and read a role's memory.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// Errors managing role processes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// A process could not be started.
+    #[error("cannot start {role}: {source}")]
+    Spawn {
+        /// Role.
+        role: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A log file could not be opened.
+    #[error("cannot open log {path}: {source}")]
+    Log {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A process ignored SIGTERM.
+    #[error("{0} did not stop within 20 s of SIGTERM")]
+    StopTimeout(String),
+}
+
+/// Running role processes of one stack directory (configs written by `devnet init`).
+pub struct RoleProcesses {
+    binary: PathBuf,
+    dir: PathBuf,
+    log_filter: String,
+    children: HashMap<String, Child>,
+}
+
+impl RoleProcesses {
+    /// Roles of `dir`, run with `binary` (the `hashpool` executable); logs go to `dir/<role>.log`.
+    pub fn new(binary: &Path, dir: &Path, log_filter: &str) -> Self {
+        Self {
+            binary: binary.to_path_buf(),
+            dir: dir.to_path_buf(),
+            log_filter: log_filter.to_string(),
+            children: HashMap::new(),
+        }
+    }
+
+    /// Starts `hashpool <role> -c dir/<role>.toml`.
+    pub fn spawn(&mut self, role: &str) -> Result<(), ProcessError> {
+        let path = self.dir.join(format!("{role}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| ProcessError::Log {
+                path: path.clone(),
+                source,
+            })?;
+        let err_log = log.try_clone().map_err(|source| ProcessError::Log {
+            path: path.clone(),
+            source,
+        })?;
+        let child = Command::new(&self.binary)
+            .arg(role)
+            .arg("-c")
+            .arg(self.dir.join(format!("{role}.toml")))
+            .env("RUST_LOG", &self.log_filter)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ProcessError::Spawn {
+                role: role.to_string(),
+                source,
+            })?;
+        self.children.insert(role.to_string(), child);
+        Ok(())
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub async fn kill(&mut self, role: &str) {
+        if let Some(mut c) = self.children.remove(role) {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// SIGTERM, the way a service manager stops a role, and wait up to 20 s.
+    pub async fn stop(&mut self, role: &str) -> Result<(), ProcessError> {
+        let Some(mut c) = self.children.remove(role) else {
+            return Ok(());
+        };
+        if let Some(pid) = c.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        match tokio::time::timeout(Duration::from_secs(20), c.wait()).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let _ = c.start_kill();
+                Err(ProcessError::StopTimeout(role.to_string()))
+            }
+        }
+    }
+
+    /// Stops every role still running (SIGTERM), in reverse start order of the stack.
+    pub async fn stop_all(&mut self) -> Result<(), ProcessError> {
+        for role in ["miner", "translator", "pool", "mint", "template-provider"] {
+            self.stop(role).await?;
+        }
+        let rest: Vec<String> = self.children.keys().cloned().collect();
+        for role in rest {
+            self.stop(&role).await?;
+        }
+        Ok(())
+    }
+
+    /// Resident memory of a role in KiB (Linux `/proc`), if it runs.
+    pub fn rss_kib(&self, role: &str) -> Option<u64> {
+        let pid = self.children.get(role)?.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+/// First of five consecutive loopback ports that are free now.
+pub fn free_port_base(seed: u64) -> Option<u16> {
+    let mut x = seed | 1;
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let base = 20_000 + (x % 40_000) as u16;
+        if (0..5).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return Some(base);
+        }
+    }
+    None
+}
