@@ -43,3 +43,48 @@ async fn wrong_key_and_malformed_frames_only_affect_that_connection() {
     }
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mint_and_pool_only_talk_to_each_other() {
+    init_logs();
+    let opts = fast_devnet("mutual-auth");
+    let stack = DevnetStack::start(&opts).await.expect("stack starts");
+    let tp_key = stack.tp.authority.to_string();
+    let mint_link = stack.mint.link_addr.to_string();
+    let rogue = |name: &str, mint_authority: String| hashpool_pool::PoolConfig {
+        data_dir: opts.data_dir.join(name),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        tp_address: stack.tp.addr.to_string(),
+        tp_authority: tp_key.clone(),
+        mint_address: mint_link.clone(),
+        mint_authority,
+        pool_tag: "rogue".into(),
+        payout_script: None,
+        share_unit_log2: 10,
+        shares_per_minute: 60.0,
+        vardiff_interval_secs: 5.0,
+    };
+    // A pool whose key the mint does not list: the mint refuses it (MintAuthError).
+    let unknown_pool =
+        hashpool_pool::start(rogue("unknown-pool", stack.mint.authority.to_string()))
+            .await
+            .expect("pool starts");
+    // A pool pinned to another mint key: it refuses the real mint in the handshake.
+    let other = AuthorityKeypair::generate().public().to_string();
+    let wrong_mint = hashpool_pool::start(rogue("wrong-mint", other))
+        .await
+        .expect("pool starts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !unknown_pool.mint.is_up(),
+        "the mint served a pool it does not know"
+    );
+    assert!(
+        !wrong_mint.mint.is_up(),
+        "a pool trusted a mint with another key"
+    );
+    assert!(stack.pool.mint.is_up(), "the real pool lost its mint");
+    unknown_pool.shutdown().await;
+    wrong_mint.shutdown().await;
+    stack.shutdown().await;
+}
