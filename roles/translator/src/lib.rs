@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod config;
 pub mod miners;
+pub mod proof_store;
 pub mod share_check;
 pub mod stats;
 pub mod sv1;
@@ -106,8 +107,22 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
     let (mint_url_tx, mint_url_rx) = watch::channel(config.mint_url.clone());
     let (events_tx, events_rx) = mpsc::channel(4096);
     let shutdown = CancellationToken::new();
-    let bridge = bridge::Bridge::new(vardiff, wallet_rx.clone(), mint_url_tx, stats.clone());
-    let mut tasks = vec![tokio::spawn(bridge.run(events_rx))];
+    let (signatures_tx, signatures_rx) = mpsc::channel(proof_store::QUEUE);
+    let bridge = bridge::Bridge::new(
+        vardiff,
+        wallet_rx.clone(),
+        mint_url_tx,
+        signatures_tx,
+        stats.clone(),
+    );
+    let mut tasks = vec![
+        tokio::spawn(bridge.run(events_rx)),
+        tokio::spawn(proof_store::run(
+            signatures_rx,
+            wallet_rx.clone(),
+            stats.clone(),
+        )),
+    ];
     tasks.push(tokio::spawn(open_wallet(
         config.data_dir.clone(),
         mint_url_rx,

@@ -54,9 +54,10 @@ struct Outstanding {
     since: std::time::Instant,
 }
 
-/// NUT-13 counters reserved per database write. Restore scans past gaps of up to 300 unused
-/// counters, so a crash that wastes the rest of a block loses nothing.
-const COUNTER_BLOCK: u32 = 32;
+/// NUT-13 counters reserved per database write (one write per 256 shares keeps the database off
+/// the share path). Restore scans up to the highest reserved counter, so a crash that wastes the
+/// rest of a block loses nothing.
+const COUNTER_BLOCK: u32 = 256;
 
 /// The translator's ehash wallet.
 pub struct EhashWallet {
@@ -95,6 +96,21 @@ fn load_or_create_seed(path: &Path) -> Result<[u8; 64], WalletError> {
         }
         Err(e) => Err(err(e.to_string())),
     }
+}
+
+/// A blind signature as it arrives from the pool.
+#[derive(Debug, Clone)]
+pub struct IncomingSignature {
+    /// B_ it signs.
+    pub blinded: [u8; 33],
+    /// Amount.
+    pub amount: u64,
+    /// C_.
+    pub c: Vec<u8>,
+    /// DLEQ e.
+    pub dleq_e: [u8; 32],
+    /// DLEQ s.
+    pub dleq_s: [u8; 32],
 }
 
 /// What an existing wallet database holds, read without contacting any mint.
@@ -285,6 +301,60 @@ impl EhashWallet {
         dleq_e: [u8; 32],
         dleq_s: [u8; 32],
     ) -> Result<u64, WalletError> {
+        let info = self.unblind(blinded, amount, c, dleq_e, dleq_s).await?;
+        self.wallet
+            .localstore
+            .update_proofs(vec![info], vec![])
+            .await?;
+        Ok(amount)
+    }
+
+    /// Verifies and unblinds a batch of signatures and stores all their proofs in one database
+    /// transaction. Returns, per signature, its amount or why it was rejected.
+    pub async fn receive_batch(
+        &self,
+        batch: &[IncomingSignature],
+    ) -> Vec<Result<u64, WalletError>> {
+        let mut infos = Vec::with_capacity(batch.len());
+        let mut results = Vec::with_capacity(batch.len());
+        for s in batch {
+            match self
+                .unblind(&s.blinded, s.amount, &s.c, s.dleq_e, s.dleq_s)
+                .await
+            {
+                Ok(info) => {
+                    infos.push(info);
+                    results.push(Ok(s.amount));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if infos.is_empty() {
+            return results;
+        }
+        if let Err(e) = self.wallet.localstore.update_proofs(infos, vec![]).await {
+            // The mint keeps every signature: a restore (next start) recovers these proofs.
+            let reason = e.to_string();
+            return results
+                .into_iter()
+                .map(|r| {
+                    r.and(Err(WalletError::Derive(format!(
+                        "storing proofs: {reason}"
+                    ))))
+                })
+                .collect();
+        }
+        results
+    }
+
+    async fn unblind(
+        &self,
+        blinded: &[u8; 33],
+        amount: u64,
+        c: &[u8],
+        dleq_e: [u8; 32],
+        dleq_s: [u8; 32],
+    ) -> Result<ProofInfo, WalletError> {
         let out = self
             .outstanding
             .lock()
@@ -309,22 +379,17 @@ impl EhashWallet {
             .ok_or_else(|| bad(format!("keyset has no key for amount {amount}")))?;
         sig.verify_dleq(key, out.blinded)
             .map_err(|e| bad(format!("DLEQ: {e}")))?;
-        let proofs = construct_proofs(vec![sig], vec![out.r], vec![out.secret], &keys)
-            .map_err(|e| bad(e.to_string()))?;
-        let infos = proofs
-            .into_iter()
-            .map(|p| {
-                ProofInfo::new(
-                    p,
-                    self.wallet.mint_url.clone(),
-                    State::Unspent,
-                    self.wallet.unit.clone(),
-                )
-                .map(|i| i.with_derivation_index(out.counter))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.wallet.localstore.update_proofs(infos, vec![]).await?;
-        Ok(amount)
+        let proof = construct_proofs(vec![sig], vec![out.r], vec![out.secret], &keys)
+            .map_err(|e| bad(e.to_string()))?
+            .pop()
+            .ok_or_else(|| bad("no proof constructed".into()))?;
+        Ok(ProofInfo::new(
+            proof,
+            self.wallet.mint_url.clone(),
+            State::Unspent,
+            self.wallet.unit.clone(),
+        )?
+        .with_derivation_index(out.counter))
     }
 
     /// Asks the mint (NUT-09 restore, by B_) for signatures on blinded messages sent more than

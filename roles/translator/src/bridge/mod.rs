@@ -109,6 +109,7 @@ pub struct Bridge {
     next_seq: u32,
     wallet: watch::Receiver<Option<Arc<EhashWallet>>>,
     mint_url: watch::Sender<Option<String>>,
+    signatures: mpsc::Sender<crate::wallet::IncomingSignature>,
     stats: Arc<TranslatorStats>,
 }
 
@@ -118,6 +119,7 @@ impl Bridge {
         vardiff: MinerVardiffConfig,
         wallet: watch::Receiver<Option<Arc<EhashWallet>>>,
         mint_url: watch::Sender<Option<String>>,
+        signatures: mpsc::Sender<crate::wallet::IncomingSignature>,
         stats: Arc<TranslatorStats>,
     ) -> Self {
         Self {
@@ -132,6 +134,7 @@ impl Bridge {
             next_seq: 0,
             wallet,
             mint_url,
+            signatures,
             stats,
         }
     }

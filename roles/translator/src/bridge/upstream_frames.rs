@@ -2,6 +2,7 @@
 
 use super::{Bridge, ChannelState, MINER_PREFIX_LEN};
 use crate::share_check::SeenShares;
+use crate::wallet::IncomingSignature;
 use ehash_protocol::{messages as m, EXTENSION_TYPE_EHASH};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -197,36 +198,23 @@ impl Bridge {
             m::MSG_EHASH_SIGNATURE => {
                 let sig: m::EhashSignature =
                     m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
-                let Some(w) = self.wallet.borrow().clone() else {
-                    return Err("signature arrived before the wallet opened".into());
-                };
                 let blinded: [u8; 33] = sig
                     .blinded
                     .as_bytes()
                     .try_into()
                     .map_err(|_| "B_ must be 33 bytes")?;
-                let stats = self.stats.clone();
-                // Storing a proof touches the database: do it off the bridge task.
-                tokio::spawn(async move {
-                    match w
-                        .receive_signature(
-                            &blinded,
-                            sig.amount,
-                            sig.signature.as_bytes(),
-                            sig.dleq_e.to_array(),
-                            sig.dleq_s.to_array(),
-                        )
-                        .await
-                    {
-                        Ok(a) => {
-                            stats.ehash_received.fetch_add(a, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            stats.ehash_errors.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(error = %e, sequence_number = sig.sequence_number, "signature rejected by the wallet");
-                        }
-                    }
-                });
+                let incoming = IncomingSignature {
+                    blinded,
+                    amount: sig.amount,
+                    c: sig.signature.as_bytes().to_vec(),
+                    dleq_e: sig.dleq_e.to_array(),
+                    dleq_s: sig.dleq_s.to_array(),
+                };
+                // Stored in batches by the proof store; waits only when its queue is full.
+                self.signatures
+                    .send(incoming)
+                    .await
+                    .map_err(|_| "proof store stopped")?;
             }
             m::MSG_EHASH_SIGNATURE_ERROR => {
                 let e: m::EhashSignatureError =
