@@ -63,6 +63,7 @@ async fn mint_and_pool_only_talk_to_each_other() {
         share_unit_log2: 10,
         shares_per_minute: 60.0,
         vardiff_interval_secs: 5.0,
+        metrics_listen: None,
     };
     // A pool whose key the mint does not list: the mint refuses it (MintAuthError).
     let unknown_pool =

@@ -116,7 +116,7 @@ enum DevnetAction {
         /// Data directory (configs go here, each role's data in a subdirectory).
         #[arg(long, default_value = ".hashpool/devnet")]
         data_dir: PathBuf,
-        /// First of five consecutive ports (TP, mint link, mint HTTP, pool, SV1); default the
+        /// First of six consecutive ports (TP, mint link, mint HTTP, pool, SV1, pool metrics); default the
         /// fixed devnet ports.
         #[arg(long)]
         port_base: Option<u16>,
@@ -215,6 +215,14 @@ async fn ctrl_c() {
 
 async fn run_devnet(opts: DevnetOptions, until_blocks: Option<u64>) -> anyhow::Result<()> {
     let mut stack = DevnetStack::start(&opts).await?;
+    if let Some(m) = stack.pool.metrics_addr {
+        tracing::info!("pool metrics: http://{m}/metrics  health: http://{m}/health");
+    }
+    tracing::info!(
+        "mint API: {}  SV1 for miners: {}",
+        stack.mint.http_url,
+        stack.translator.sv1_addr
+    );
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let (mut last_hashes, mut last_time) = (stack.total_hashes(), Instant::now());
     loop {

@@ -137,7 +137,7 @@ impl RoleProcesses {
     }
 }
 
-/// First of five consecutive loopback ports that are free now.
+/// First of six consecutive loopback ports that are free now.
 pub fn free_port_base(seed: u64) -> Option<u16> {
     let mut x = seed | 1;
     for _ in 0..1000 {
@@ -145,7 +145,7 @@ pub fn free_port_base(seed: u64) -> Option<u16> {
         x ^= x >> 7;
         x ^= x << 17;
         let base = 20_000 + (x % 40_000) as u16;
-        if (0..5).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        if (0..6).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return Some(base);
         }
     }

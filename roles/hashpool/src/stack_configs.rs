@@ -50,6 +50,8 @@ pub struct DevnetPorts {
     pub pool: u16,
     /// Translator (SV1 for miners).
     pub sv1: u16,
+    /// Pool `/metrics` and `/health`.
+    pub pool_metrics: u16,
 }
 
 impl DevnetPorts {
@@ -60,6 +62,7 @@ impl DevnetPorts {
         mint_http: 13338,
         pool: 13333,
         sv1: 34255,
+        pool_metrics: 13334,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -68,9 +71,10 @@ impl DevnetPorts {
         mint_http: 0,
         pool: 0,
         sv1: 0,
+        pool_metrics: 0,
     };
 
-    /// Five consecutive ports from `base`.
+    /// Six consecutive ports from `base`.
     pub fn from_base(base: u16) -> Self {
         Self {
             template_provider: base,
@@ -78,6 +82,7 @@ impl DevnetPorts {
             mint_http: base.saturating_add(2),
             pool: base.saturating_add(3),
             sv1: base.saturating_add(4),
+            pool_metrics: base.saturating_add(5),
         }
     }
 }
@@ -136,6 +141,7 @@ impl StackConfigs {
                 share_unit_log2: o.share_unit_log2,
                 shares_per_minute: o.shares_per_minute,
                 vardiff_interval_secs: o.vardiff_interval_secs,
+                metrics_listen: Some(local(ports.pool_metrics)),
             },
             translator: TranslatorConfig {
                 data_dir: d.join("translator"),

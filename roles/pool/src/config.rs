@@ -34,6 +34,9 @@ pub struct PoolConfig {
     /// Seconds between vardiff checks.
     #[serde(default = "default_vardiff_secs")]
     pub vardiff_interval_secs: f64,
+    /// Where to serve `/metrics` and `/health` (none if absent).
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn default_tag() -> String {

@@ -115,6 +115,15 @@ where
     sender.send(frame).await.map_err(|e| e.to_string())
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.ctx
+            .stats
+            .channels
+            .fetch_sub(self.channels.len() as u64, Ordering::Relaxed);
+    }
+}
+
 impl Connection {
     pub(crate) async fn send_mining(&self, msg: MiningOwned) -> Result<(), String> {
         send(&self.sender, msg).await
@@ -178,7 +187,9 @@ impl Connection {
                 self.on_share(Share::Standard(s), blinded).await
             }
             AnyMessage::Mining(Mining::CloseChannel(c)) => {
-                self.channels.remove(&c.channel_id);
+                if self.channels.remove(&c.channel_id).is_some() {
+                    self.ctx.stats.channels.fetch_sub(1, Ordering::Relaxed);
+                }
                 Ok(())
             }
             AnyMessage::Mining(Mining::UpdateChannel(u)) => {
@@ -294,7 +305,9 @@ impl Connection {
         pc.set_target(p.k, self.ctx.unit.target(p.k))?;
         self.send_mining(success).await?;
         tracing::info!(channel_id = p.id, user = %p.user, k = p.k, "channel opened");
-        self.channels.insert(p.id, pc);
+        if self.channels.insert(p.id, pc).is_none() {
+            self.ctx.stats.channels.fetch_add(1, Ordering::Relaxed);
+        }
         self.replay_work(p.id).await
     }
 

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod config;
 pub mod downstream;
 pub mod journal;
+pub mod metrics;
 pub mod mint_client;
 pub mod shares;
 pub mod stats;
@@ -52,6 +53,9 @@ pub enum PoolError {
     /// Share journal.
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    /// Metrics endpoint.
+    #[error(transparent)]
+    Metrics(#[from] hashpool_ops_http::OpsHttpError),
 }
 
 /// Everything connection handlers share.
@@ -93,6 +97,8 @@ pub struct PoolHandle {
     pub stats: Arc<PoolStats>,
     /// Mint link.
     pub mint: Arc<mint_client::MintLink>,
+    /// Where `/metrics` and `/health` are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -220,12 +226,28 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             move |r, s| downstream::serve(ctx.clone(), r, s),
         )),
     ];
-    tracing::info!(%addr, authority = %keys.public(), "pool started");
+    let mut tasks = tasks;
+    let metrics_addr = match config.metrics_listen {
+        Some(listen) => {
+            let (bound, task) = hashpool_ops_http::serve(
+                listen,
+                metrics::registry(stats.clone()),
+                metrics::health(stats.clone()),
+                shutdown.clone(),
+            )
+            .await?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(%addr, authority = %keys.public(), ?metrics_addr, "pool started");
     Ok(PoolHandle {
         addr,
         authority: keys.public(),
         stats,
         mint,
+        metrics_addr,
         shutdown,
         tasks,
     })

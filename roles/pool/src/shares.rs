@@ -41,6 +41,9 @@ impl Connection {
             .stats
             .shares_rejected
             .fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut by) = self.ctx.stats.rejected_by_reason.lock() {
+            *by.entry(code.to_string()).or_default() += 1;
+        }
         let msg = SubmitSharesErrorOwned {
             channel_id,
             sequence_number,

@@ -34,6 +34,10 @@ pub struct PoolStats {
     pub mint_connected: AtomicBool,
     /// Blocks found (solutions meeting the network target, submitted to the TP).
     pub blocks: Mutex<Vec<FoundBlock>>,
+    /// Rejected shares by SV2 error code.
+    pub rejected_by_reason: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Open channels.
+    pub channels: AtomicU64,
 }
 
 /// Snapshot for status lines and JSON.

@@ -1,0 +1,159 @@
+//! `/metrics` (Prometheus text, from the `prometheus` crate) and `/health` (200 when the role's
+//! own dependencies are reachable, 503 with a JSON reason otherwise), served by every role on
+//! its `metrics_listen` address.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, IntCounter, IntGauge, Opts, Registry, TextEncoder};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Errors starting the endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsHttpError {
+    /// The address could not be bound.
+    #[error("cannot listen for /metrics and /health on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A role's health check: `Err(reason)` when a dependency is unreachable.
+pub type HealthCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Builds a counter sample for a scrape-time collector (values come from the role's atomics).
+pub fn counter(name: &str, help: &str, value: u64) -> Option<prometheus::proto::MetricFamily> {
+    let c = IntCounter::with_opts(Opts::new(name, help)).ok()?;
+    c.inc_by(value);
+    prometheus::core::Collector::collect(&c).pop()
+}
+
+/// Builds a gauge sample for a scrape-time collector.
+pub fn gauge(name: &str, help: &str, value: i64) -> Option<prometheus::proto::MetricFamily> {
+    let g = IntGauge::with_opts(Opts::new(name, help)).ok()?;
+    g.set(value);
+    prometheus::core::Collector::collect(&g).pop()
+}
+
+async fn metrics(registry: Arc<Registry>) -> Response {
+    let mut buf = Vec::new();
+    match TextEncoder::new().encode(&registry.gather(), &mut buf) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                TextEncoder::new().format_type().to_string(),
+            )],
+            buf,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn health(check: HealthCheck) -> Response {
+    let (status, body) = match check().await {
+        Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ok"})),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable", "reason": reason}),
+        ),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The router with `/metrics` and `/health`.
+pub fn router(registry: Registry, check: HealthCheck) -> Router {
+    let registry = Arc::new(registry);
+    Router::new()
+        .route("/metrics", get(move || metrics(registry.clone())))
+        .route("/health", get(move || health(check.clone())))
+}
+
+/// Binds `addr` and serves `/metrics` and `/health` until `shutdown`; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Registry,
+    check: HealthCheck,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), OpsHttpError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| OpsHttpError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| OpsHttpError::Bind { addr, source })?;
+    let app = router(registry, check);
+    let task = tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// A collector whose samples are built at scrape time by a closure (the roles keep their
+/// counters in atomics; this turns a snapshot of them into metric families).
+pub struct FnCollector {
+    collect: Box<dyn Fn() -> Vec<prometheus::proto::MetricFamily> + Send + Sync>,
+}
+
+impl FnCollector {
+    /// Wraps `collect`.
+    pub fn new(
+        collect: impl Fn() -> Vec<prometheus::proto::MetricFamily> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            collect: Box::new(collect),
+        }
+    }
+
+    /// A registry holding just this collector.
+    pub fn registry(self) -> Registry {
+        let r = Registry::new();
+        if let Err(e) = r.register(Box::new(self)) {
+            tracing::error!(error = %e, "cannot register metrics collector");
+        }
+        r
+    }
+}
+
+impl prometheus::core::Collector for FnCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        (self.collect)()
+    }
+}
+
+/// A counter family with one label, one sample per `(label value, count)`.
+pub fn labelled_counter(
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(String, u64)],
+) -> Option<prometheus::proto::MetricFamily> {
+    let v = prometheus::IntCounterVec::new(Opts::new(name, help), &[label]).ok()?;
+    for (l, n) in values {
+        v.with_label_values(&[l.as_str()]).inc_by(*n);
+    }
+    prometheus::core::Collector::collect(&v).pop()
+}
