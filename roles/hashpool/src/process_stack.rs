@@ -26,6 +26,9 @@ pub enum ProcessError {
         /// Cause.
         source: std::io::Error,
     },
+    /// `hashpool devnet init` failed.
+    #[error("devnet init failed: {0}")]
+    Init(String),
     /// A process ignored SIGTERM.
     #[error("{0} did not stop within 20 s of SIGTERM")]
     StopTimeout(String),
@@ -48,6 +51,35 @@ impl RoleProcesses {
             log_filter: log_filter.to_string(),
             children: HashMap::new(),
         }
+    }
+
+    /// Writes a fast devnet into `dir` (`devnet init`: ports from `port_base`, 2 s blocks,
+    /// 600 shares per minute) and starts all five roles, 300 ms apart.
+    pub async fn start_fast_devnet(
+        binary: &Path,
+        dir: &Path,
+        port_base: u16,
+        log_filter: &str,
+    ) -> Result<Self, ProcessError> {
+        let init = Command::new(binary)
+            .args(["devnet", "init", "--data-dir"])
+            .arg(dir)
+            .args(["--port-base", &port_base.to_string()])
+            .args(["--block-interval", "2", "--shares-per-minute", "600"])
+            .output()
+            .await
+            .map_err(|e| ProcessError::Init(e.to_string()))?;
+        if !init.status.success() {
+            return Err(ProcessError::Init(
+                String::from_utf8_lossy(&init.stderr).to_string(),
+            ));
+        }
+        let mut stack = Self::new(binary, dir, log_filter);
+        for role in ["template-provider", "mint", "pool", "translator", "miner"] {
+            stack.spawn(role)?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(stack)
     }
 
     /// Starts `hashpool <role> -c dir/<role>.toml`.

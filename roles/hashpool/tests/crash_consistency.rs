@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashpool");
-const ROLES: [&str; 5] = ["template-provider", "mint", "pool", "translator", "miner"];
 /// Kills per role.
 const KILLS_PER_ROLE: usize = 3;
 
@@ -68,26 +67,12 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
     let mut rng = Rng(seed);
     let dir = std::env::temp_dir().join(format!("hashpool-crash-{}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let base = free_port_base(rng.next()).expect("free ports").to_string();
+    let base = free_port_base(rng.next()).expect("free ports");
     let d = dir.to_string_lossy().to_string();
-    let init = Command::new(BIN)
-        .args(["devnet", "init", "--data-dir", &d, "--port-base", &base])
-        .args(["--block-interval", "2", "--shares-per-minute", "600"])
-        .output()
-        .await
-        .expect("devnet init");
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-
     let filter = "warn,hashpool_translator=info,hashpool_pool=info";
-    let mut stack = RoleProcesses::new(Path::new(BIN), &dir, filter);
-    for role in ROLES {
-        stack.spawn(role).expect("spawn");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let mut stack = RoleProcesses::start_fast_devnet(Path::new(BIN), &dir, base, filter)
+        .await
+        .expect("stack starts");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Each victim KILLS_PER_ROLE times, in a shuffled order, at random moments.

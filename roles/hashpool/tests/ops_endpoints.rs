@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hashpool");
 
@@ -66,31 +65,10 @@ async fn metrics_move_and_health_follows_the_mint() {
         .unwrap_or(3);
     let dir = std::env::temp_dir().join(format!("hashpool-ops-{}-{seed}", std::process::id()));
     let base = free_port_base(seed).expect("free ports");
-    let d = dir.to_string_lossy().to_string();
-    let init = Command::new(BIN)
-        .args([
-            "devnet",
-            "init",
-            "--data-dir",
-            &d,
-            "--port-base",
-            &base.to_string(),
-        ])
-        .args(["--block-interval", "2", "--shares-per-minute", "600"])
-        .output()
-        .await
-        .expect("init");
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
     let metrics_port = base + 5;
-    let mut stack = RoleProcesses::new(Path::new(BIN), &dir, "warn");
-    for role in ["template-provider", "mint", "pool", "translator", "miner"] {
-        stack.spawn(role).expect("spawn");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let mut stack = RoleProcesses::start_fast_devnet(Path::new(BIN), &dir, base, "warn")
+        .await
+        .expect("stack starts");
     wait_health(metrics_port, 200, Duration::from_secs(30)).await;
 
     let (status, first) = get(metrics_port, "/metrics").await.expect("metrics");
