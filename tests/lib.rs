@@ -43,3 +43,16 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// The translator config the devnet `opts` would use, pointed at the running stack's pool:
+/// for tests that start a second or replacement translator.
+pub fn translator_config(
+    opts: &DevnetOptions,
+    stack: &hashpool::DevnetStack,
+) -> hashpool_translator::TranslatorConfig {
+    let configs = hashpool::StackConfigs::generate(opts, hashpool::DevnetPorts::EPHEMERAL)
+        .expect("devnet configs");
+    let mut cfg = configs.translator;
+    cfg.pool_address = stack.pool.addr.to_string();
+    cfg
+}

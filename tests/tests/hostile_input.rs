@@ -3,7 +3,7 @@
 //! on one connection and share floods. Throughout, the honest miner keeps earning.
 
 use hashpool::DevnetStack;
-use hashpool_tests::{fast_devnet, init_logs};
+use hashpool_tests::{fast_devnet, init_logs, translator_config};
 use std::time::{Duration, Instant};
 use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::mining_sv2::{OpenExtendedMiningChannelOwned, SubmitSharesExtendedOwned};
@@ -44,18 +44,13 @@ async fn hostile_sv1_miners_are_dropped() {
     let opts = fast_devnet("hostile-sv1");
     let stack = DevnetStack::start(&opts).await.expect("stack starts");
     // A second translator on the same pool with a short line timeout.
-    let cfg = hashpool_translator::TranslatorConfig {
-        data_dir: opts.data_dir.join("translator-strict"),
-        sv1_listen: "127.0.0.1:0".parse().expect("addr"),
-        pool_address: stack.pool.addr.to_string(),
-        pool_authority: stack.pool.authority.to_string(),
-        user_identity: "strict".into(),
-        nominal_hashrate: 1.0,
-        mint_url: None,
-        miner_shares_per_minute: 20.0,
-        miner_vardiff_interval_secs: 30.0,
-        sv1_line_timeout_secs: 1.0,
-    };
+    let mut cfg = translator_config(&opts, &stack);
+    cfg.data_dir = opts.data_dir.join("translator-strict");
+    cfg.user_identity = "strict".into();
+    cfg.nominal_hashrate = 1.0;
+    cfg.miner_shares_per_minute = 20.0;
+    cfg.miner_vardiff_interval_secs = 30.0;
+    cfg.sv1_line_timeout_secs = 1.0;
     let strict = hashpool_translator::start(cfg).await.expect("translator");
 
     // A line over the 16 KiB cap, never terminated: dropped at once.
@@ -100,14 +95,10 @@ async fn hostile_sv1_miners_are_dropped() {
 }
 
 async fn connect(stack: &DevnetStack) -> (FrameReader, FrameSender) {
-    let (reader, sender) = sv2_io::connect(&stack.pool.addr.to_string(), &stack.pool.authority)
+    let pool = stack.pool.addr.to_string();
+    sv2_io::connect_with_setup(&pool, &stack.pool.authority, Protocol::MiningProtocol, 0)
         .await
-        .expect("connect");
-    sender
-        .send(sv2_io::frame::setup_connection(Protocol::MiningProtocol, 0).expect("setup"))
-        .await
-        .expect("send");
-    (reader, sender)
+        .expect("connect and set up")
 }
 
 async fn expect_closed(reader: &mut FrameReader) {

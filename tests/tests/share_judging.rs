@@ -62,14 +62,11 @@ async fn send(sender: &FrameSender, f: sv2_io::Frame) {
 
 impl Client {
     async fn connect(stack: &DevnetStack, kind: Kind) -> Self {
-        let (reader, sender) = sv2_io::connect(&stack.pool.addr.to_string(), &stack.pool.authority)
-            .await
-            .expect("connect");
-        send(
-            &sender,
-            sv2_io::frame::setup_connection(Protocol::MiningProtocol, 0).expect("setup"),
-        )
-        .await;
+        let pool = stack.pool.addr.to_string();
+        let (reader, sender) =
+            sv2_io::connect_with_setup(&pool, &stack.pool.authority, Protocol::MiningProtocol, 0)
+                .await
+                .expect("connect and set up");
         let ext = ExtensionsOwned::ExtensionsNegotiation(
             ExtensionsNegotiationOwned::RequestExtensions(RequestExtensionsOwned {
                 request_id: 1,

@@ -1,7 +1,7 @@
 //! The whole share -> ehash path on the in-process devnet.
 
 use hashpool::DevnetStack;
-use hashpool_tests::{fast_devnet, init_logs};
+use hashpool_tests::{fast_devnet, init_logs, translator_config};
 use std::time::{Duration, Instant};
 
 async fn wait_for(stack: &DevnetStack, blocks: u64, shares: u64, timeout: Duration) {
@@ -58,18 +58,8 @@ async fn killed_translator_recovers_tokens_through_restore() {
     let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
     wait_for(&stack, 0, 20, Duration::from_secs(120)).await;
     // Kill the translator while shares and signatures are in flight.
-    let translator_cfg = hashpool_translator::TranslatorConfig {
-        data_dir: opts.data_dir.join("translator"),
-        sv1_listen: "127.0.0.1:0".parse().expect("addr"),
-        pool_address: stack.pool.addr.to_string(),
-        pool_authority: stack.pool.authority.to_string(),
-        user_identity: "devnet".into(),
-        nominal_hashrate: 500_000.0,
-        mint_url: None,
-        miner_shares_per_minute: 1200.0,
-        miner_vardiff_interval_secs: 2.0,
-        sv1_line_timeout_secs: 600.0,
-    };
+    let mut translator_cfg = translator_config(&opts, &stack);
+    translator_cfg.nominal_hashrate = 500_000.0;
     let old = std::mem::replace(
         &mut stack.translator,
         hashpool_translator::start(translator_cfg.clone())

@@ -12,4 +12,4 @@ pub mod link;
 pub use backoff::Backoff;
 pub use frame::{encode, Frame, FrameError};
 pub use keys::{AuthorityKeypair, AuthorityPublicKey, KeyError};
-pub use link::{accept, connect, serve, FrameReader, FrameSender, LinkError};
+pub use link::{accept, connect, connect_with_setup, serve, FrameReader, FrameSender, LinkError};

@@ -50,6 +50,14 @@ pub enum LinkError {
     /// The local writer is gone (connection already closed).
     #[error("connection to {0} is closed")]
     SenderClosed(SocketAddr),
+    /// The responder did not answer SetupConnection with SetupConnectionSuccess.
+    #[error("{peer} refused SetupConnection: {reason}")]
+    SetupRefused {
+        /// The peer.
+        peer: String,
+        /// What it answered instead.
+        reason: String,
+    },
     /// A key could not be used for Noise.
     #[error("invalid noise key: {0}")]
     Key(String),
@@ -240,5 +248,30 @@ pub async fn serve<F, Fut>(
                 Err(e) => tracing::info!(role, %peer, error = %e, "connection closed"),
             }
         });
+    }
+}
+
+/// [`connect`], then `SetupConnection` for `protocol`; succeeds only on
+/// `SetupConnectionSuccess`.
+pub async fn connect_with_setup(
+    address: &str,
+    authority: &AuthorityPublicKey,
+    protocol: stratum_core::common_messages_sv2::Protocol,
+    flags: u32,
+) -> Result<(FrameReader, FrameSender), LinkError> {
+    use stratum_core::parsers_sv2::CommonMessages;
+    let (mut reader, sender) = connect(address, authority).await?;
+    let refused = |reason: String| LinkError::SetupRefused {
+        peer: address.to_string(),
+        reason,
+    };
+    let setup =
+        crate::frame::setup_connection(protocol, flags).map_err(|e| refused(e.to_string()))?;
+    sender.send(setup).await?;
+    let mut reply = reader.next().await?;
+    let (_, t) = crate::frame::kind(&reply);
+    match CommonMessages::try_from((t, reply.payload())) {
+        Ok(CommonMessages::SetupConnectionSuccess(_)) => Ok((reader, sender)),
+        other => Err(refused(format!("{other:?}"))),
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stratum_core::bitcoin::TxOut;
 use stratum_core::common_messages_sv2::Protocol;
-use stratum_core::parsers_sv2::{CommonMessages, TemplateDistribution};
+use stratum_core::parsers_sv2::TemplateDistribution;
 use stratum_core::template_distribution_sv2::{
     SubmitSolutionOwned, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_SUBMIT_SOLUTION,
 };
@@ -61,18 +61,14 @@ async fn session(
     stats: &PoolStats,
     solutions: &mut mpsc::Receiver<SubmitSolutionOwned>,
 ) -> Result<(), String> {
-    let (mut reader, sender) = sv2_io::connect(address, authority)
-        .await
-        .map_err(|e| e.to_string())?;
-    let frame = sv2_io::frame::setup_connection(Protocol::TemplateDistributionProtocol, 0)
-        .map_err(|e| e.to_string())?;
-    sender.send(frame).await.map_err(|e| e.to_string())?;
-    let mut reply = reader.next().await.map_err(|e| e.to_string())?;
-    let (_, t) = sv2_io::frame::kind(&reply);
-    match CommonMessages::try_from((t, reply.payload())) {
-        Ok(CommonMessages::SetupConnectionSuccess(_)) => {}
-        other => return Err(format!("template provider refused setup: {other:?}")),
-    }
+    let (mut reader, sender) = sv2_io::connect_with_setup(
+        address,
+        authority,
+        Protocol::TemplateDistributionProtocol,
+        0,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let constraints =
         stratum_apps::coinbase_output_constraints::coinbase_output_constraints_message(
             outputs.to_vec(),

@@ -7,9 +7,7 @@ use std::time::Duration;
 use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::extensions_sv2::RequestExtensionsOwned;
 use stratum_core::mining_sv2::OpenExtendedMiningChannelOwned;
-use stratum_core::parsers_sv2::{
-    CommonMessages, ExtensionsNegotiationOwned, ExtensionsOwned, MiningOwned,
-};
+use stratum_core::parsers_sv2::{ExtensionsNegotiationOwned, ExtensionsOwned, MiningOwned};
 use sv2_io::{AuthorityPublicKey, Backoff};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -54,18 +52,10 @@ async fn session(
     hashrate: f32,
     events: &mpsc::Sender<BridgeEvent>,
 ) -> Result<(), String> {
-    let (mut reader, sender) = sv2_io::connect(address, authority)
-        .await
-        .map_err(|e| e.to_string())?;
-    let setup =
-        sv2_io::frame::setup_connection(Protocol::MiningProtocol, 0).map_err(|e| e.to_string())?;
-    sender.send(setup).await.map_err(|e| e.to_string())?;
-    let mut reply = reader.next().await.map_err(|e| e.to_string())?;
-    let (_, t) = sv2_io::frame::kind(&reply);
-    match CommonMessages::try_from((t, reply.payload())) {
-        Ok(CommonMessages::SetupConnectionSuccess(_)) => {}
-        other => return Err(format!("pool refused setup: {other:?}")),
-    }
+    let (mut reader, sender) =
+        sv2_io::connect_with_setup(address, authority, Protocol::MiningProtocol, 0)
+            .await
+            .map_err(|e| e.to_string())?;
     let request = ExtensionsOwned::ExtensionsNegotiation(
         ExtensionsNegotiationOwned::RequestExtensions(RequestExtensionsOwned {
             request_id: 1,

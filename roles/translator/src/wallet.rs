@@ -292,23 +292,6 @@ impl EhashWallet {
         }
     }
 
-    /// Verifies (DLEQ), unblinds and stores the proof for a signature on `blinded`.
-    pub async fn receive_signature(
-        &self,
-        blinded: &[u8; 33],
-        amount: u64,
-        c: &[u8],
-        dleq_e: [u8; 32],
-        dleq_s: [u8; 32],
-    ) -> Result<u64, WalletError> {
-        let info = self.unblind(blinded, amount, c, dleq_e, dleq_s).await?;
-        self.wallet
-            .localstore
-            .update_proofs(vec![info], vec![])
-            .await?;
-        Ok(amount)
-    }
-
     /// Verifies and unblinds a batch of signatures and stores all their proofs in one database
     /// transaction. Returns, per signature, its amount or why it was rejected.
     pub async fn receive_batch(
@@ -318,10 +301,7 @@ impl EhashWallet {
         let mut infos = Vec::with_capacity(batch.len());
         let mut results = Vec::with_capacity(batch.len());
         for s in batch {
-            match self
-                .unblind(&s.blinded, s.amount, &s.c, s.dleq_e, s.dleq_s)
-                .await
-            {
+            match self.unblind(s).await {
                 Ok(info) => {
                     infos.push(info);
                     results.push(Ok(s.amount));
@@ -347,19 +327,14 @@ impl EhashWallet {
         results
     }
 
-    async fn unblind(
-        &self,
-        blinded: &[u8; 33],
-        amount: u64,
-        c: &[u8],
-        dleq_e: [u8; 32],
-        dleq_s: [u8; 32],
-    ) -> Result<ProofInfo, WalletError> {
+    /// Verifies (DLEQ) and unblinds one signature on a blinded message we sent.
+    async fn unblind(&self, s: &IncomingSignature) -> Result<ProofInfo, WalletError> {
+        let (amount, c, dleq_e, dleq_s) = (s.amount, &s.c, s.dleq_e, s.dleq_s);
         let out = self
             .outstanding
             .lock()
             .ok()
-            .and_then(|mut o| o.remove(blinded))
+            .and_then(|mut o| o.remove(&s.blinded))
             .ok_or_else(|| {
                 WalletError::BadSignature("signature for a blinded message we did not send".into())
             })?;
@@ -422,23 +397,23 @@ impl EhashWallet {
             cdk::nuts::RestoreRequest { outputs },
         )
         .await?;
-        let (mut recovered, mut amount) = (0usize, 0u64);
+        let mut incoming = Vec::with_capacity(response.signatures.len());
         for (output, sig) in response.outputs.iter().zip(&response.signatures) {
             let Some(dleq) = &sig.dleq else {
                 tracing::warn!("restored signature without DLEQ ignored");
                 continue;
             };
-            let blinded = output.blinded_secret.to_bytes();
-            match self
-                .receive_signature(
-                    &blinded,
-                    u64::from(sig.amount),
-                    &sig.c.to_bytes(),
-                    dleq.e.to_secret_bytes(),
-                    dleq.s.to_secret_bytes(),
-                )
-                .await
-            {
+            incoming.push(IncomingSignature {
+                blinded: output.blinded_secret.to_bytes(),
+                amount: u64::from(sig.amount),
+                c: sig.c.to_bytes().to_vec(),
+                dleq_e: dleq.e.to_secret_bytes(),
+                dleq_s: dleq.s.to_secret_bytes(),
+            });
+        }
+        let (mut recovered, mut amount) = (0usize, 0u64);
+        for result in self.receive_batch(&incoming).await {
+            match result {
                 Ok(a) => {
                     recovered += 1;
                     amount += a;

@@ -68,6 +68,19 @@ pub enum BridgeEvent {
     Upstream(sv2_io::Frame),
 }
 
+/// An SV1 error answer to request `id`.
+fn error_response(id: u64, code: i32, message: &str) -> Message {
+    Message::from(json_rpc::Response {
+        id,
+        error: Some(json_rpc::JsonRpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }),
+        result: serde_json::Value::Null,
+    })
+}
+
 /// The upstream extended channel as the bridge sees it.
 struct ChannelState {
     channel_id: u32,
@@ -173,16 +186,8 @@ impl Bridge {
                 Ok(())
             }
             BridgeEvent::Unsupported { id, request_id } => {
-                let resp = json_rpc::Response {
-                    id: request_id,
-                    error: Some(json_rpc::JsonRpcError {
-                        code: 20,
-                        message: "unsupported method".into(),
-                        data: None,
-                    }),
-                    result: serde_json::Value::Null,
-                };
-                self.send_line(id, &Message::from(resp)).await;
+                let resp = error_response(request_id, 20, "unsupported method");
+                self.send_line(id, &resp).await;
                 Ok(())
             }
             BridgeEvent::Request { id, request } => self.on_request(id, request).await,
@@ -234,17 +239,30 @@ impl Bridge {
         }
     }
 
-    /// Sends the current job to one miner, and its difficulty first when `with_difficulty` or
-    /// when it never had one.
-    async fn send_work(&mut self, id: MinerId, clean: bool, with_difficulty: bool) {
-        let Some(ch) = self.channel.as_ref() else {
+    /// The current job as one serialized `mining.notify` line: built once per broadcast, not
+    /// once per miner.
+    fn notify_line(&self, clean: bool) -> Option<String> {
+        let ch = self.channel.as_ref()?;
+        let prev = ch.prev_hash.clone()?;
+        let job = ch.active_job.and_then(|j| ch.jobs.get(&j)).cloned()?;
+        let notify = match sv2_to_sv1::build_sv1_notify_from_sv2(prev, job, clean) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = ?e, "cannot build mining.notify");
+                return None;
+            }
+        };
+        serde_json::to_string(&Message::from(notify))
+            .map_err(|e| tracing::error!(error = %e, "cannot serialize mining.notify"))
+            .ok()
+    }
+
+    /// Sends `notify` (the current job) to one ready miner, preceded by its difficulty when
+    /// `with_difficulty` or when the channel's difficulty forced it down.
+    async fn send_work(&mut self, id: MinerId, notify: Option<&str>, with_difficulty: bool) {
+        let Some(channel_work) = self.channel.as_ref().map(|c| c.work_log2) else {
             return;
         };
-        let channel_work = ch.work_log2;
-        let job = ch
-            .prev_hash
-            .clone()
-            .zip(ch.active_job.and_then(|j| ch.jobs.get(&j)).cloned());
         let Some(miner) = self.miners.get_mut(&id) else {
             return;
         };
@@ -253,28 +271,23 @@ impl Bridge {
         }
         let fitted = miner.difficulty.fit_to_channel(channel_work);
         let work = miner.difficulty.work_log2().unwrap_or(channel_work);
-        let Some((prev, job)) = job else {
-            if fitted.is_some() || with_difficulty {
-                self.send_difficulty(id, work).await;
-            }
-            return;
-        };
+        let lines = miner.lines.clone();
         if fitted.is_some() || with_difficulty {
             self.send_difficulty(id, work).await;
         }
-        match sv2_to_sv1::build_sv1_notify_from_sv2(prev, job, clean) {
-            Ok(n) => self.send_line(id, &Message::from(n)).await,
-            Err(e) => tracing::warn!(error = ?e, "cannot build mining.notify"),
+        if let Some(line) = notify {
+            let _ = lines.send(line.to_string()).await;
         }
     }
 
     async fn broadcast_work(&mut self, clean: bool) {
+        let notify = self.notify_line(clean);
         let ids: Vec<MinerId> = self.miners.keys().copied().collect();
         for m in self.miners.values_mut() {
             m.difficulty.on_new_job();
         }
         for id in ids {
-            self.send_work(id, clean, false).await;
+            self.send_work(id, notify.as_deref(), false).await;
         }
     }
 
@@ -291,8 +304,9 @@ impl Bridge {
                 changed.push(*id);
             }
         }
+        let notify = self.notify_line(false);
         for id in changed {
-            self.send_work(id, false, true).await;
+            self.send_work(id, notify.as_deref(), true).await;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! SV1 requests from miners: configure, subscribe, authorize, and share submission with local
 //! judging before anything is forwarded.
 
-use super::{Bridge, MinerId, PendingShare};
+use super::{error_response, Bridge, MinerId, PendingShare};
 use crate::share_check::{self, ShareGrade, VERSION_ROLLING_MASK};
 use ehash_protocol::BlindedShare;
 use std::sync::atomic::Ordering;
@@ -42,16 +42,8 @@ impl Bridge {
                     .map(|m| m.index)
                     .ok_or("unknown miner")?;
                 let Some((en1, en2_size)) = self.miner_extranonce1(index) else {
-                    let resp = json_rpc::Response {
-                        id: s.id,
-                        error: Some(json_rpc::JsonRpcError {
-                            code: 20,
-                            message: "no upstream channel yet".into(),
-                            data: None,
-                        }),
-                        result: serde_json::Value::Null,
-                    };
-                    self.send_line(id, &Message::from(resp)).await;
+                    let resp = error_response(s.id, 20, "no upstream channel yet");
+                    self.send_line(id, &resp).await;
                     return Ok(());
                 };
                 if let Some(m) = self.miners.get_mut(&id) {
@@ -75,7 +67,8 @@ impl Bridge {
                 }
                 let resp = a.respond(true);
                 self.send_line(id, &Message::from(resp)).await;
-                self.send_work(id, true, true).await;
+                let notify = self.notify_line(true);
+                self.send_work(id, notify.as_deref(), true).await;
             }
             Client2Server::ExtranonceSubscribe(e) => {
                 let resp = e.respond();
@@ -95,11 +88,11 @@ impl Bridge {
         pool_error: Option<&str>,
     ) {
         let resp = match pool_error {
-            Some("") => json_rpc::Response {
+            Some("") => Message::from(json_rpc::Response {
                 id: request_id,
                 error: None,
                 result: serde_json::Value::Bool(true),
-            },
+            }),
             other => {
                 let (code, message) = match other {
                     Some("stale-share") | Some("invalid-job-id") => (21, "stale share"),
@@ -108,18 +101,10 @@ impl Bridge {
                     Some(_) => (20, "share rejected by pool"),
                     None => (20, "pool connection lost"),
                 };
-                json_rpc::Response {
-                    id: request_id,
-                    error: Some(json_rpc::JsonRpcError {
-                        code,
-                        message: message.into(),
-                        data: None,
-                    }),
-                    result: serde_json::Value::Null,
-                }
+                error_response(request_id, code, message)
             }
         };
-        self.send_line(miner, &Message::from(resp)).await;
+        self.send_line(miner, &resp).await;
     }
 
     async fn answer_local(&self, miner: MinerId, submit: Submit, outcome: SubmitOutcome) {

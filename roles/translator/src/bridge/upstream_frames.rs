@@ -125,8 +125,9 @@ impl Bridge {
                     .filter(|(_, m)| m.difficulty.work_log2().is_some_and(|w| w > work))
                     .map(|(id, _)| *id)
                     .collect();
+                let notify = self.notify_line(false);
                 for id in over {
-                    self.send_work(id, false, true).await;
+                    self.send_work(id, notify.as_deref(), true).await;
                 }
             }
             MiningOwned::SubmitSharesSuccess(s) => {
