@@ -33,6 +33,7 @@ pub fn fast_devnet(name: &str) -> DevnetOptions {
         shares_per_minute: 600.0,
         vardiff_interval_secs: 2.0,
         ephemeral_ports: true,
+        ..DevnetOptions::default()
     }
 }
 

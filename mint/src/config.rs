@@ -27,6 +27,27 @@ pub struct MintConfig {
     /// Largest number of signatures committed in one database transaction.
     #[serde(default = "default_signer_batch")]
     pub signer_batch: usize,
+    /// Network blocks per epoch (one ehash keyset each).
+    #[serde(default = "default_epoch_blocks")]
+    pub epoch_blocks: u32,
+    /// Epochs a found block pays, in proportion to their issued ehash (W).
+    #[serde(default = "default_accrual_epochs")]
+    pub accrual_epochs: u32,
+    /// Pool fee taken from each block reward before it is shared, parts per million.
+    #[serde(default = "default_pool_fee_ppm")]
+    pub pool_fee_ppm: u32,
+}
+
+fn default_epoch_blocks() -> u32 {
+    144
+}
+
+fn default_accrual_epochs() -> u32 {
+    2
+}
+
+fn default_pool_fee_ppm() -> u32 {
+    20_000
 }
 
 fn default_max_amount_log2() -> u8 {
@@ -38,6 +59,15 @@ fn default_signer_batch() -> usize {
 }
 
 impl MintConfig {
+    /// The epoch parameters.
+    pub fn epochs(&self) -> crate::epochs::EpochConfig {
+        crate::epochs::EpochConfig {
+            epoch_blocks: self.epoch_blocks,
+            accrual_epochs: self.accrual_epochs,
+            pool_fee_ppm: self.pool_fee_ppm,
+        }
+    }
+
     /// Parses `pool_keys`.
     pub fn allowed_pools(&self) -> Result<Vec<AuthorityPublicKey>, MintError> {
         self.pool_keys

@@ -39,6 +39,9 @@ pub enum MintError {
     /// The CDK database failed.
     #[error("mint database: {0}")]
     Database(#[from] cdk::cdk_database::Error),
+    /// The epoch ledger failed.
+    #[error(transparent)]
+    Epochs(#[from] crate::epochs::store::StoreError),
     /// The HTTP router could not be built.
     #[error("mint http: {0}")]
     Http(String),

@@ -1,5 +1,6 @@
 //! The CDK mint behind the ehash keysets, opened on SQLite in the data directory.
 
+use crate::epochs::EpochBook;
 use crate::{MintConfig, MintError};
 use cdk::mint::{Mint, MintBuilder, UnitConfig};
 use cdk::nuts::{CurrencyUnit, Id};
@@ -35,6 +36,8 @@ pub struct MintStats {
     pub signatures: u64,
     /// Active ehash keyset id.
     pub active_keyset: String,
+    /// Current epoch.
+    pub epoch: u32,
     /// Signatures issued by this process.
     pub signed_since_start: u64,
     /// Requests refused by this process.
@@ -49,6 +52,7 @@ pub struct MintStats {
 pub struct EhashLedger {
     mint: Arc<Mint>,
     unit: CurrencyUnit,
+    epochs: EpochBook,
     max_amount_log2: u8,
     /// Counters of the signing path.
     pub counters: SignCounters,
@@ -81,8 +85,19 @@ impl EhashLedger {
         )?;
         let mint = builder.build_with_seed(db, &seed).await?;
         mint.start().await?;
+        let mint = Arc::new(mint);
+        let amounts = (0..=config.max_amount_log2).map(|i| 1u64 << i).collect();
+        let epochs = EpochBook::open(
+            &config.data_dir,
+            config.epochs(),
+            mint.clone(),
+            unit.clone(),
+            amounts,
+        )
+        .await?;
         let ledger = Self {
-            mint: Arc::new(mint),
+            mint,
+            epochs,
             unit,
             max_amount_log2: config.max_amount_log2,
             counters: SignCounters::default(),
@@ -94,6 +109,11 @@ impl EhashLedger {
     /// The CDK mint.
     pub fn mint(&self) -> &Arc<Mint> {
         &self.mint
+    }
+
+    /// The epoch ledger.
+    pub fn epochs(&self) -> &EpochBook {
+        &self.epochs
     }
 
     /// The ehash unit.
@@ -139,6 +159,7 @@ impl EhashLedger {
             issued,
             signatures,
             active_keyset: active.to_string(),
+            epoch: self.epochs.current_epoch(),
             signed_since_start: self.counters.signed.load(Ordering::Relaxed),
             refused_since_start: self.counters.refused.load(Ordering::Relaxed),
             replayed_since_start: self.counters.replayed.load(Ordering::Relaxed),

@@ -1,5 +1,6 @@
 //! The mint link: pools connect over Noise, prove their key, then send sign requests.
 
+use crate::epochs::{EpochAnnouncement, TipFacts};
 use crate::signer::{ShareSigner, SignJob, SignOutcome};
 use crate::EhashLedger;
 use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use sv2_io::{AuthorityKeypair, AuthorityPublicKey, FrameReader, FrameSender};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +65,8 @@ impl LinkContext {
             .map_err(|e| e.to_string())?;
 
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let forwarder = tokio::spawn(forward_outcomes(out_rx, sender.clone()));
+        let epochs = self.ledger.epochs().announcements();
+        let forwarder = tokio::spawn(forward_outcomes(out_rx, epochs, sender.clone()));
         let result = self.serve_requests(&mut reader, out_tx).await;
         forwarder.abort();
         result
@@ -120,7 +122,28 @@ impl LinkContext {
     async fn serve_requests(
         &self,
         reader: &mut FrameReader,
-        out: mpsc::UnboundedSender<SignOutcome>,
+        out: mpsc::UnboundedSender<LinkOut>,
+    ) -> Result<(), String> {
+        // Sign outcomes go through the same writer as acks, in order.
+        let (outcomes, mut outcome_rx) = mpsc::unbounded_channel::<SignOutcome>();
+        let relay = out.clone();
+        let relay_task = tokio::spawn(async move {
+            while let Some(o) = outcome_rx.recv().await {
+                if relay.send(LinkOut::Outcome(o)).is_err() {
+                    return;
+                }
+            }
+        });
+        let result = self.read_loop(reader, out, outcomes).await;
+        relay_task.abort();
+        result
+    }
+
+    async fn read_loop(
+        &self,
+        reader: &mut FrameReader,
+        out: mpsc::UnboundedSender<LinkOut>,
+        outcomes: mpsc::UnboundedSender<SignOutcome>,
     ) -> Result<(), String> {
         loop {
             let mut frame = reader.next().await.map_err(|e| e.to_string())?;
@@ -134,10 +157,41 @@ impl LinkContext {
                         keyset_id: req.keyset_id.into_bytes(),
                         blinded: req.blinded.into_bytes(),
                         replay: req.replay,
-                        reply: out.clone(),
+                        reply: outcomes.clone(),
                     };
                     if self.signer.submit(job).await.is_err() {
                         return Err("signer stopped".into());
+                    }
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_CHAIN_TIP) => {
+                    let tip: m::ChainTip =
+                        m::decode(frame.payload()).map_err(|e| format!("bad ChainTip: {e:?}"))?;
+                    let facts = TipFacts {
+                        height: tip.height,
+                        target_le: tip.target.to_array(),
+                        coinbase_value: tip.coinbase_value,
+                        share_unit_log2: tip.share_unit_log2,
+                    };
+                    if let Err(e) = self.ledger.epochs().on_tip(facts).await {
+                        tracing::error!(error = %e, height = tip.height, "epoch rotation failed; retried on the next tip");
+                    }
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_BLOCK_REPORT) => {
+                    let report: m::BlockReport = m::decode(frame.payload())
+                        .map_err(|e| format!("bad BlockReport: {e:?}"))?;
+                    match self.ledger.epochs().on_block(&report) {
+                        Ok(status) => {
+                            let ack = m::BlockAck {
+                                hash: report.hash.clone(),
+                                status,
+                            };
+                            out.send(LinkOut::BlockAck(ack))
+                                .map_err(|_| "link writer stopped".to_string())?;
+                        }
+                        // No ack: the pool reports it again.
+                        Err(e) => {
+                            tracing::error!(error = %e, height = report.height, "block report not recorded")
+                        }
                     }
                 }
                 (ext, t) => return Err(format!("unexpected frame ext {ext:#06x} type {t:#04x}")),
@@ -146,12 +200,41 @@ impl LinkContext {
     }
 }
 
-async fn forward_outcomes(mut rx: mpsc::UnboundedReceiver<SignOutcome>, sender: FrameSender) {
-    while let Some(outcome) = rx.recv().await {
-        let frame = match outcome_frame(outcome) {
+/// What the link writer sends besides epoch announcements.
+enum LinkOut {
+    Outcome(SignOutcome),
+    BlockAck(m::BlockAck),
+}
+
+async fn forward_outcomes(
+    mut rx: mpsc::UnboundedReceiver<LinkOut>,
+    mut epochs: watch::Receiver<Option<EpochAnnouncement>>,
+    sender: FrameSender,
+) {
+    // The current epoch first, then every change.
+    epochs.mark_changed();
+    loop {
+        let frame = tokio::select! {
+            out = rx.recv() => match out {
+                Some(LinkOut::Outcome(o)) => outcome_frame(o),
+                Some(LinkOut::BlockAck(a)) => encode(a, m::MSG_BLOCK_ACK),
+                None => return,
+            },
+            changed = epochs.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let current = *epochs.borrow_and_update();
+                match current {
+                    Some(a) => epoch_frame(a),
+                    None => continue,
+                }
+            }
+        };
+        let frame = match frame {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!(error = %e, "cannot encode sign outcome");
+                tracing::error!(error = %e, "cannot encode mint-link message");
                 continue;
             }
         };
@@ -159,6 +242,16 @@ async fn forward_outcomes(mut rx: mpsc::UnboundedReceiver<SignOutcome>, sender: 
             return;
         }
     }
+}
+
+fn epoch_frame(a: EpochAnnouncement) -> Result<sv2_io::Frame, String> {
+    let msg = m::MintEpoch {
+        epoch: a.epoch,
+        keyset_id: m::b0255(&a.keyset.to_bytes()).map_err(|e| e.to_string())?,
+        previous_keyset_id: m::b0255(&a.previous.map(|p| p.to_bytes()).unwrap_or_default())
+            .map_err(|e| e.to_string())?,
+    };
+    encode(msg, m::MSG_MINT_EPOCH)
 }
 
 fn outcome_frame(outcome: SignOutcome) -> Result<sv2_io::Frame, String> {
@@ -170,6 +263,7 @@ fn outcome_frame(outcome: SignOutcome) -> Result<sv2_io::Frame, String> {
             let dleq = signature.dleq.ok_or("signature without DLEQ")?;
             let msg = m::SignResponse {
                 request_id,
+                keyset_id: m::b0255(&signature.keyset_id.to_bytes()).map_err(|e| e.to_string())?,
                 signature: m::b0255(&signature.c.to_bytes()).map_err(|e| e.to_string())?,
                 dleq_e: dleq.e.to_secret_bytes().into(),
                 dleq_s: dleq.s.to_secret_bytes().into(),

@@ -5,6 +5,7 @@
 //! A signature is therefore durable before the pool sees it, at one fsync per batch rather than
 //! per share; the blinded message is the table's primary key, so nothing is ever signed twice.
 
+use crate::epochs::store::IssueEntry;
 use crate::EhashLedger;
 use cdk::nuts::{BlindSignature, BlindedMessage, Id, PublicKey};
 use cdk::Amount;
@@ -93,14 +94,15 @@ fn refuse(ledger: &EhashLedger, job: &SignJob, code: &'static str) {
     });
 }
 
-/// Checks requests that need no database: keyset, amount, curve point, duplicates in the batch.
+/// Checks requests that need no database: keyset (any keyset of an epoch that is not final —
+/// the signature is always made with the active one), amount, curve point, duplicates.
 fn check(ledger: &EhashLedger, active: Id, batch: &mut Vec<SignJob>) -> Vec<Checked> {
     let mut seen = HashSet::with_capacity(batch.len());
     let mut ok = Vec::with_capacity(batch.len());
     for job in batch.drain(..) {
         let code = match Id::from_bytes(&job.keyset_id) {
-            Ok(id) if id == active => None,
-            _ => Some(m::ERR_UNKNOWN_KEYSET),
+            Ok(id) => ledger.epochs().check_request_keyset(&id).err(),
+            Err(_) => Some(m::ERR_UNKNOWN_KEYSET),
         };
         let amount_ok = job.amount.is_power_of_two()
             && job.amount.trailing_zeros() <= u32::from(ledger.max_amount_log2());
@@ -123,6 +125,8 @@ fn check(ledger: &EhashLedger, active: Id, batch: &mut Vec<SignJob>) -> Vec<Chec
 }
 
 async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
+    // No rotation while this batch signs: its signatures all count for one known epoch.
+    let _no_rotation = ledger.epochs().signing_guard().await;
     let active = match ledger.active_keyset() {
         Ok(id) => id,
         Err(e) => {
@@ -146,12 +150,9 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
                         signed += 1;
                         s
                     }
-                    // Handing the same signature to the same pool again issues nothing new.
-                    Stored::Existing(s)
-                        if c.job.replay
-                            && s.amount == c.message.amount
-                            && s.keyset_id == c.message.keyset_id =>
-                    {
+                    // Handing the same signature to the same pool again issues nothing new (it
+                    // may be of an earlier epoch's keyset).
+                    Stored::Existing(s) if c.job.replay && s.amount == c.message.amount => {
                         replayed += 1;
                         s
                     }
@@ -208,6 +209,26 @@ async fn store_signatures(
         .collect();
     let messages: Vec<BlindedMessage> = fresh.iter().map(|&i| checked[i].message.clone()).collect();
     let fresh_points: Vec<PublicKey> = fresh.iter().map(|&i| points[i]).collect();
+    let issue: Vec<IssueEntry> = messages
+        .iter()
+        .map(|msg| {
+            let mut b = [0u8; 33];
+            b.copy_from_slice(&msg.blinded_secret.to_bytes());
+            (b, msg.keyset_id.to_string(), u64::from(msg.amount))
+        })
+        .collect();
+    let issue_points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
+    if let Err(e) = ledger.epochs().begin_issue(&issue) {
+        let _ = tx.rollback().await;
+        return Err(e.to_string());
+    }
+    // Until the CDK commit, a failure means nothing was signed: drop the write-ahead rows.
+    let abandon = |e: String| {
+        if let Err(se) = ledger.epochs().settle_issue(&[], &issue_points) {
+            tracing::error!(error = %se, "write-ahead rows left for the next start");
+        }
+        e
+    };
     let signatures = if messages.is_empty() {
         Vec::new()
     } else {
@@ -215,7 +236,7 @@ async fn store_signatures(
             Ok(s) => s,
             Err(e) => {
                 let _ = tx.rollback().await;
-                return Err(e.to_string());
+                return Err(abandon(e.to_string()));
             }
         }
     };
@@ -225,10 +246,15 @@ async fn store_signatures(
             .await
         {
             let _ = tx.rollback().await;
-            return Err(e.to_string());
+            return Err(abandon(e.to_string()));
         }
     }
+    // A failed commit may still have reached the disk: the write-ahead rows stay and the next
+    // start counts whatever CDK holds.
     tx.commit().await.map_err(|e| e.to_string())?;
+    if let Err(e) = ledger.epochs().settle_issue(&issue, &issue_points) {
+        tracing::error!(error = %e, "issuance not settled; counted at the next start");
+    }
     let mut fresh_sigs = fresh.into_iter().zip(signatures).peekable();
     let mut out = Vec::with_capacity(checked.len());
     for (i, old) in existing

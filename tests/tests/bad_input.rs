@@ -64,6 +64,9 @@ async fn mint_and_pool_only_talk_to_each_other() {
         shares_per_minute: 60.0,
         vardiff_interval_secs: 5.0,
         metrics_listen: None,
+        chain_rpc: None,
+        maturity: 100,
+        block_poll_secs: 10.0,
     };
     // A pool whose key the mint does not list: the mint refuses it (MintAuthError).
     let unknown_pool =

@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod difficulty;
+pub mod economics;
 pub mod messages;
 pub mod tlv;
 pub mod vardiff;

@@ -19,17 +19,34 @@ pub const MSG_MINT_AUTH: u8 = 0x11;
 pub const MSG_MINT_READY: u8 = 0x12;
 /// Mint -> pool: authentication refused.
 pub const MSG_MINT_AUTH_ERROR: u8 = 0x13;
+/// Mint -> pool: the epoch keysets it signs for (after `MintReady` and on every change).
+pub const MSG_MINT_EPOCH: u8 = 0x14;
 /// Pool -> mint: sign one blinded message.
 pub const MSG_SIGN_REQUEST: u8 = 0x20;
 /// Mint -> pool: the blind signature, persisted before it was sent.
 pub const MSG_SIGN_RESPONSE: u8 = 0x21;
 /// Mint -> pool: the request was refused.
 pub const MSG_SIGN_ERROR: u8 = 0x22;
+/// Pool -> mint: the network moved to a new tip; the block being mined now.
+pub const MSG_CHAIN_TIP: u8 = 0x30;
+/// Pool -> mint: state of a block the pool found.
+pub const MSG_BLOCK_REPORT: u8 = 0x31;
+/// Mint -> pool: a block report is recorded durably.
+pub const MSG_BLOCK_ACK: u8 = 0x32;
+
+/// Block status: in the best chain, not yet mature.
+pub const BLOCK_PENDING: u8 = 0;
+/// Block status: reached the configured maturity in the best chain.
+pub const BLOCK_MATURED: u8 = 1;
+/// Block status: left the best chain (or never entered it) before maturity.
+pub const BLOCK_ORPHANED: u8 = 2;
 
 /// Error code: the blinded message was signed before.
 pub const ERR_ALREADY_SIGNED: &str = "ehash-already-signed";
 /// Error code: the keyset is unknown or not active.
 pub const ERR_UNKNOWN_KEYSET: &str = "ehash-unknown-keyset";
+/// Error code: the keyset belongs to a closed epoch; it no longer signs shares.
+pub const ERR_RETIRED_KEYSET: &str = "ehash-retired-keyset";
 /// Error code: the blinded message is not a valid curve point.
 pub const ERR_INVALID_POINT: &str = "ehash-invalid-blinded-message";
 /// Error code: the amount is not a denomination of the keyset.
@@ -119,6 +136,58 @@ pub struct MintAuthError {
     pub error_code: Str0255Owned,
 }
 
+/// Mint -> pool: the keyset new shares are signed with, and the previous epoch's keyset while
+/// shares already in flight for it may still be signed (empty when there is none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MintEpoch {
+    /// Epoch number of the active keyset.
+    pub epoch: u32,
+    /// Active keyset id.
+    pub keyset_id: B0255Owned,
+    /// Keyset of the previous epoch, still accepted during its grace period, or empty.
+    pub previous_keyset_id: B0255Owned,
+}
+
+/// Pool -> mint: the block now being mined (after every new prev hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainTip {
+    /// Height of the block being mined (tip height + 1).
+    pub height: u32,
+    /// Hash of the current tip (internal byte order).
+    pub prev_hash: U256Owned,
+    /// Block target, little-endian (the template provider's, which on real networks is nBits).
+    pub target: U256Owned,
+    /// Coinbase value of the template (subsidy + fees), in sats.
+    pub coinbase_value: u64,
+    /// log2 of the expected hashes per HASH of the pool's share unit.
+    pub share_unit_log2: u8,
+}
+
+/// Pool -> mint: the state of a block the pool found; sent again whenever it changes and on
+/// every reconnect until the mint acknowledges the final state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockReport {
+    /// Block hash (internal byte order).
+    pub hash: U256Owned,
+    /// Height.
+    pub height: u32,
+    /// Coinbase value paid to the pool (subsidy + fees), in sats.
+    pub reward: u64,
+    /// One of `BLOCK_PENDING`, `BLOCK_MATURED`, `BLOCK_ORPHANED`.
+    pub status: u8,
+    /// Confirmations in the best chain (0 when not in it).
+    pub confirmations: u32,
+}
+
+/// Mint -> pool: the report (`hash`, `status`) is on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockAck {
+    /// Block hash (internal byte order).
+    pub hash: U256Owned,
+    /// Status recorded.
+    pub status: u8,
+}
+
 /// Pool -> mint: sign `blinded` for `amount` under `keyset_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignRequest {
@@ -140,6 +209,8 @@ pub struct SignRequest {
 pub struct SignResponse {
     /// Id of the request.
     pub request_id: u64,
+    /// Keyset that signed: the active one, whichever (not final) keyset the request named.
+    pub keyset_id: B0255Owned,
     /// C_, 33 bytes.
     pub signature: B0255Owned,
     /// DLEQ e.

@@ -41,6 +41,30 @@ pub enum BlockOutcome {
     Rejected,
 }
 
+/// Where a block stands, as Bitcoin Core's `getblockheader` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockPlace {
+    /// Height of the block.
+    pub height: u32,
+    /// Confirmations in the active chain; -1 when the block is on a side branch.
+    pub confirmations: i64,
+    /// Parent hash (internal order), none for genesis.
+    pub prev: Option<[u8; 32]>,
+    /// Header time.
+    pub time: u32,
+}
+
+/// A reorg made on purpose (devnet only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reorg {
+    /// Height of the last block both branches share.
+    pub fork_height: u32,
+    /// Blocks that left the active chain (internal order).
+    pub orphaned: Vec<[u8; 32]>,
+    /// Blocks of the new branch (internal order).
+    pub new_blocks: Vec<[u8; 32]>,
+}
+
 /// Bitcoin Core's chainstate for the devnet, serialized behind a mutex (the kernel's
 /// `Chain::tip()` is not safe against a concurrent writer).
 pub struct KernelChain {
@@ -114,6 +138,85 @@ impl KernelChain {
                 .at_height(height as usize)
                 .map(|e| e.block_hash().to_bytes())
         })
+    }
+
+    /// Height, confirmations and parent of any block the kernel knows, on any branch.
+    pub fn block_place(&self, hash: [u8; 32]) -> Result<Option<BlockPlace>, ChainError> {
+        self.with(|cm| {
+            let chain = cm.active_chain();
+            let entry = cm.get_block_tree_entry(&bitcoinkernel::BlockHash::from(hash))?;
+            let height = entry.height();
+            let confirmations = if chain.contains(&entry) {
+                i64::from(chain.height() - height + 1)
+            } else {
+                -1
+            };
+            Some(BlockPlace {
+                height: height.max(0) as u32,
+                confirmations,
+                prev: entry.prev().map(|p| p.block_hash().to_bytes()),
+                time: entry.header().timestamp(),
+            })
+        })
+    }
+
+    /// Mines `depth + 1` blocks on the active block `depth` below the tip, so the kernel
+    /// switches to them and the last `depth` blocks leave the active chain. The whole branch is
+    /// built under one lock, so no other block can land in between and turn it into a tie.
+    pub fn mine_competing_branch(&self, depth: u32, now: u32) -> Result<Reorg, ChainError> {
+        self.with(|cm| {
+            let chain = cm.active_chain();
+            let tip_height = chain.height().max(0) as u32;
+            if depth == 0 || depth > tip_height {
+                return Err(ChainError::Kernel(format!(
+                    "reorg depth must be 1..={tip_height}, got {depth}"
+                )));
+            }
+            let fork_height = tip_height - depth;
+            let fork = chain
+                .at_height(fork_height as usize)
+                .ok_or_else(|| ChainError::Kernel("no block at the fork height".into()))?;
+            let orphaned: Vec<[u8; 32]> = (fork_height + 1..=tip_height)
+                .filter_map(|h| chain.at_height(h as usize))
+                .map(|e| e.block_hash().to_bytes())
+                .collect();
+            let mut times = Vec::with_capacity(11 + depth as usize);
+            let mut entry = Some(fork);
+            while let Some(e) = entry.filter(|_| times.len() < 11) {
+                times.push(e.header().timestamp());
+                entry = e.prev();
+            }
+            times.reverse();
+            let mut prev = fork.block_hash().to_bytes();
+            let mut new_blocks = Vec::with_capacity(depth as usize + 1);
+            for i in 0..=depth {
+                let height = fork_height + 1 + i;
+                let mut window = times[times.len().saturating_sub(11)..].to_vec();
+                window.sort_unstable();
+                let time = now.max(window[window.len() / 2] + 1);
+                let (raw, hash) = crate::template::branch_block(prev, height, time, now, i)
+                    .map_err(|e| ChainError::Kernel(e.to_string()))?;
+                let block = Block::new(&raw).map_err(|e| ChainError::Kernel(format!("{e:?}")))?;
+                if cm.process_block(&block).is_rejected() {
+                    return Err(ChainError::Kernel(format!(
+                        "branch block at height {height} rejected"
+                    )));
+                }
+                times.push(time);
+                prev = hash;
+                new_blocks.push(hash);
+            }
+            if cm.active_chain().tip().block_hash().to_bytes() != prev {
+                return Err(ChainError::Kernel(
+                    "the kernel did not switch to the new branch".into(),
+                ));
+            }
+            Ok(Reorg {
+                fork_height,
+                orphaned,
+                new_blocks,
+            })
+        })?
     }
 
     /// Validates and connects a serialized block; it counts only if it becomes the tip.

@@ -12,6 +12,9 @@ pub struct TemplateProviderConfig {
     pub data_dir: PathBuf,
     /// Where pools connect (Noise, Template Distribution Protocol).
     pub listen: SocketAddr,
+    /// Where the JSON-RPC subset (Bitcoin Core's, for following blocks) listens; off if unset.
+    #[serde(default)]
+    pub rpc_listen: Option<SocketAddr>,
     /// Target seconds between blocks.
     #[serde(default = "default_interval")]
     pub block_interval_secs: f64,

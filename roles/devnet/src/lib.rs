@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod config;
 pub mod pacing;
+pub mod rpc;
 pub mod server;
 pub mod template;
 
@@ -50,10 +51,13 @@ pub struct TemplateProviderHandle {
     pub addr: SocketAddr,
     /// Authority key pools pin.
     pub authority: AuthorityPublicKey,
+    /// Address of the JSON-RPC subset, if enabled.
+    pub rpc_addr: Option<SocketAddr>,
     /// Shared state (chain, counters).
     pub state: Arc<TemplateState>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    rpc_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TemplateProviderHandle {
@@ -61,6 +65,9 @@ impl TemplateProviderHandle {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         let _ = self.task.await;
+        if let Some(t) = self.rpc_task {
+            let _ = t.await;
+        }
         let chain = self.state.chain.clone();
         let _ = tokio::task::spawn_blocking(move || chain.close()).await;
     }
@@ -106,13 +113,45 @@ pub async fn start(
         state.clone(),
         shutdown.clone(),
     ));
+    let (rpc_addr, rpc_task) = match config.rpc_listen {
+        Some(listen) => {
+            let (addr, task) = serve_rpc(listen, &config, state.clone(), shutdown.clone()).await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let tip = state.chain.tip()?;
-    tracing::info!(%addr, authority = %keys.public(), height = tip.height, "template provider started");
+    tracing::info!(%addr, ?rpc_addr, authority = %keys.public(), height = tip.height, "template provider started");
     Ok(TemplateProviderHandle {
         addr,
+        rpc_addr,
         authority: keys.public(),
         state,
         shutdown,
         task,
+        rpc_task,
     })
+}
+
+async fn serve_rpc(
+    listen: SocketAddr,
+    config: &TemplateProviderConfig,
+    state: Arc<TemplateState>,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), TemplateProviderError> {
+    let bind = |source| TemplateProviderError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    let router = rpc::router(state, &config.data_dir).map_err(bind)?;
+    let task = tokio::spawn(async move {
+        let serve =
+            axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "devnet RPC server failed");
+        }
+    });
+    Ok((addr, task))
 }

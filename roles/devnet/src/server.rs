@@ -146,9 +146,7 @@ impl TemplateState {
         let outcome = self.chain.submit(&raw).map_err(|e| e.to_string())?;
         if outcome == BlockOutcome::Accepted {
             self.blocks_accepted.fetch_add(1, Ordering::Relaxed);
-            let mut shown = hash;
-            shown.reverse();
-            tracing::info!(height = record.height, hash = %hex_string(&shown), "block accepted by the kernel");
+            tracing::info!(height = record.height, hash = %crate::rpc::display_hash(hash), "block accepted by the kernel");
             if let Ok(mut p) = self.pacer.lock() {
                 p.on_block();
             }
@@ -158,10 +156,23 @@ impl TemplateState {
         }
         Ok(outcome)
     }
-}
 
-fn hex_string(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    /// Devnet only: orphans the last `depth` blocks by mining a longer branch, then announces
+    /// the new tip to every pool.
+    pub fn force_reorg(&self, depth: u32) -> Result<crate::chain::Reorg, String> {
+        let reorg = self
+            .chain
+            .mine_competing_branch(depth, now_secs())
+            .map_err(|e| e.to_string())?;
+        tracing::warn!(
+            depth,
+            fork_height = reorg.fork_height,
+            orphaned = reorg.orphaned.len(),
+            "devnet reorg mined"
+        );
+        self.announce()?;
+        Ok(reorg)
+    }
 }
 
 /// Accepts pool connections until `shutdown`.

@@ -117,6 +117,66 @@ impl TemplateRecord {
     }
 }
 
+/// A coinbase-only block on `prev` at `height` for a devnet reorg; `tag` and `index` in the
+/// coinbase make it differ from every block mined before. Returns (raw block, hash).
+pub fn branch_block(
+    prev: [u8; 32],
+    height: u32,
+    time: u32,
+    tag: u32,
+    index: u32,
+) -> Result<(Vec<u8>, [u8; 32]), TemplateError> {
+    use stratum_core::bitcoin::{
+        absolute::LockTime, transaction, OutPoint, Sequence, TxIn, Witness,
+    };
+    let script_sig = Builder::new()
+        .push_int(i64::from(height))
+        .push_slice(b"devnet-reorg")
+        .push_slice(tag.to_le_bytes())
+        .push_slice(index.to_le_bytes())
+        .into_script();
+    let coinbase = Transaction {
+        version: transaction::Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig,
+            sequence: Sequence::MAX,
+            witness: Witness::from_slice(&[[0u8; 32]]),
+        }],
+        output: vec![
+            TxOut {
+                value: Amount::from_sat(regtest_subsidy(height)),
+                // OP_TRUE: nobody's payout, spendable by anyone on this throwaway chain.
+                script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
+            },
+            witness_commitment_output(),
+        ],
+    };
+    let merkle_root = TxMerkleNode::from_raw_hash(coinbase.compute_txid().to_raw_hash());
+    let mut header = Header {
+        version: Version::from_consensus(BLOCK_VERSION as i32),
+        prev_blockhash: BlockHash::from_byte_array(prev),
+        merkle_root,
+        time,
+        bits: CompactTarget::from_consensus(REGTEST_NBITS),
+        nonce: 0,
+    };
+    let target = header.target();
+    while !target.is_met_by(header.block_hash()) {
+        header.nonce = header
+            .nonce
+            .checked_add(1)
+            .ok_or(TemplateError::Encode("no nonce meets the regtest target"))?;
+    }
+    let hash = header.block_hash().to_byte_array();
+    let block = Block {
+        header,
+        txdata: vec![coinbase],
+    };
+    Ok((serialize(&block), hash))
+}
+
 /// The BIP141 commitment of a coinbase-only block whose coinbase witness is 32 zero bytes:
 /// witness root = 0 (the coinbase's wtxid counts as zero), commitment = sha256d(root ‖ nonce).
 pub fn witness_commitment_output() -> TxOut {

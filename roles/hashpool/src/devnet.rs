@@ -35,6 +35,14 @@ pub struct DevnetOptions {
     pub vardiff_interval_secs: f64,
     /// Bind everything to port 0 (tests) instead of the fixed devnet ports.
     pub ephemeral_ports: bool,
+    /// Network blocks per epoch.
+    pub epoch_blocks: u32,
+    /// Epochs a found block pays.
+    pub accrual_epochs: u32,
+    /// Confirmations until a found block's reward counts.
+    pub maturity: u32,
+    /// Pool fee, parts per million.
+    pub pool_fee_ppm: u32,
 }
 
 impl Default for DevnetOptions {
@@ -49,6 +57,10 @@ impl Default for DevnetOptions {
             shares_per_minute: 30.0,
             vardiff_interval_secs: 5.0,
             ephemeral_ports: false,
+            epoch_blocks: 5,
+            accrual_epochs: 2,
+            maturity: 3,
+            pool_fee_ppm: 20_000,
         }
     }
 }
@@ -106,6 +118,9 @@ impl DevnetStack {
         // With ephemeral ports, peers learn the addresses the OS picked.
         c.pool.tp_address = tp.addr.to_string();
         c.pool.mint_address = mint.link_addr.to_string();
+        if let (Some(rpc), Some(chain)) = (tp.rpc_addr, c.pool.chain_rpc.as_mut()) {
+            chain.url = format!("http://{rpc}");
+        }
         let pool = hashpool_pool::start(c.pool.clone()).await?;
         c.translator.pool_address = pool.addr.to_string();
         c.translator.nominal_hashrate = 500_000.0 * (o.miners * o.threads) as f32;

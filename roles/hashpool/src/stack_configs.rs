@@ -52,6 +52,8 @@ pub struct DevnetPorts {
     pub sv1: u16,
     /// Pool `/metrics` and `/health`.
     pub pool_metrics: u16,
+    /// Template provider's JSON-RPC (Bitcoin Core subset, for following blocks).
+    pub tp_rpc: u16,
 }
 
 impl DevnetPorts {
@@ -63,6 +65,7 @@ impl DevnetPorts {
         pool: 13333,
         sv1: 34255,
         pool_metrics: 13334,
+        tp_rpc: 18444,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -72,9 +75,13 @@ impl DevnetPorts {
         pool: 0,
         sv1: 0,
         pool_metrics: 0,
+        tp_rpc: 0,
     };
 
-    /// Six consecutive ports from `base`.
+    /// Ports taken from `base` on.
+    pub const COUNT: u16 = 7;
+
+    /// [`Self::COUNT`] consecutive ports from `base`.
     pub fn from_base(base: u16) -> Self {
         Self {
             template_provider: base,
@@ -83,6 +90,7 @@ impl DevnetPorts {
             pool: base.saturating_add(3),
             sv1: base.saturating_add(4),
             pool_metrics: base.saturating_add(5),
+            tp_rpc: base.saturating_add(6),
         }
     }
 }
@@ -117,6 +125,7 @@ impl StackConfigs {
             template_provider: TemplateProviderConfig {
                 data_dir: d.join("template-provider"),
                 listen: local(ports.template_provider),
+                rpc_listen: Some(local(ports.tp_rpc)),
                 block_interval_secs: o.block_interval_secs,
                 initial_block_hashes: o.initial_block_hashes,
             },
@@ -128,6 +137,9 @@ impl StackConfigs {
                 pool_keys: vec![pool_key.public().to_string()],
                 max_amount_log2: ehash_protocol::difficulty::MAX_AMOUNT_LOG2,
                 signer_batch: 512,
+                epoch_blocks: o.epoch_blocks,
+                accrual_epochs: o.accrual_epochs,
+                pool_fee_ppm: o.pool_fee_ppm,
             },
             pool: PoolConfig {
                 data_dir: d.join("pool"),
@@ -142,6 +154,17 @@ impl StackConfigs {
                 shares_per_minute: o.shares_per_minute,
                 vardiff_interval_secs: o.vardiff_interval_secs,
                 metrics_listen: Some(local(ports.pool_metrics)),
+                chain_rpc: Some(hashpool_pool::chain_view::ChainRpcConfig {
+                    url: format!("http://{}", local(ports.tp_rpc)),
+                    cookie_file: Some(
+                        d.join("template-provider")
+                            .join(hashpool_devnet::rpc::COOKIE_FILE),
+                    ),
+                    user: None,
+                    password: None,
+                }),
+                maturity: o.maturity,
+                block_poll_secs: 1.0,
             },
             translator: TranslatorConfig {
                 data_dir: d.join("translator"),

@@ -37,6 +37,23 @@ pub struct PoolConfig {
     /// Where to serve `/metrics` and `/health` (none if absent).
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The node's JSON-RPC, to follow found blocks to maturity (Bitcoin Core, or the devnet
+    /// template provider's RPC).
+    #[serde(default)]
+    pub chain_rpc: Option<crate::chain_view::ChainRpcConfig>,
+    /// Confirmations after which a found block's reward counts as matured.
+    #[serde(default = "default_maturity")]
+    pub maturity: u32,
+    /// Seconds between checks of found blocks.
+    #[serde(default = "default_block_poll_secs")]
+    pub block_poll_secs: f64,
+}
+
+fn default_maturity() -> u32 {
+    100
+}
+fn default_block_poll_secs() -> f64 {
+    10.0
 }
 
 fn default_tag() -> String {

@@ -2,9 +2,11 @@
 //! provider, validates shares with `channels_sv2`, submits blocks, and pays every accepted
 //! share carrying a blinded message with a blind signature from the mint.
 
+pub mod chain_view;
 pub mod channel;
 pub mod config;
 pub mod downstream;
+pub mod found_blocks;
 pub mod journal;
 pub mod metrics;
 pub mod mint_client;
@@ -56,6 +58,9 @@ pub enum PoolError {
     /// Metrics endpoint.
     #[error(transparent)]
     Metrics(#[from] hashpool_ops_http::OpsHttpError),
+    /// Found-block store.
+    #[error(transparent)]
+    Blocks(#[from] found_blocks::BlockStoreError),
 }
 
 /// Everything connection handlers share.
@@ -72,6 +77,8 @@ pub struct PoolContext {
     pub stats: Arc<PoolStats>,
     /// Block solutions to the TP.
     pub solutions: mpsc::Sender<SubmitSolutionOwned>,
+    /// Found blocks to record and follow.
+    pub found_blocks: mpsc::Sender<found_blocks::NewBlock>,
     /// Extranonce prefixes.
     pub allocator: Mutex<ExtranonceAllocator>,
     /// Next channel id.
@@ -99,6 +106,8 @@ pub struct PoolHandle {
     pub mint: Arc<mint_client::MintLink>,
     /// Where `/metrics` and `/health` are served, if configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// Blocks found, followed to maturity.
+    pub blocks: Arc<found_blocks::BlockStore>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -139,6 +148,12 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     if !(config.vardiff_interval_secs > 0.0 && config.vardiff_interval_secs.is_finite()) {
         return Err(config_err("vardiff_interval_secs", "must be positive"));
     }
+    if !(config.block_poll_secs > 0.0 && config.block_poll_secs.is_finite()) {
+        return Err(config_err("block_poll_secs", "must be positive"));
+    }
+    if config.maturity == 0 {
+        return Err(config_err("maturity", "must be at least 1 confirmation"));
+    }
     let payout = match &config.payout_script {
         Some(h) => {
             ScriptBuf::from_bytes(hex::decode(h).map_err(|e| config_err("payout_script", e))?)
@@ -157,7 +172,10 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| config_err("data_dir", format!("{}: {e}", config.data_dir.display())))?;
     let (journal, open_entries) = journal::ShareJournal::open(&config.data_dir.join(JOURNAL_FILE))?;
-    let mint = mint_client::MintLink::new(stats.clone(), journal);
+    let blocks = Arc::new(found_blocks::BlockStore::open(
+        &config.data_dir.join(found_blocks::BLOCKS_FILE),
+    )?);
+    let mint = mint_client::MintLink::new(stats.clone(), journal, blocks.clone());
     if !open_entries.is_empty() {
         tracing::info!(
             open = open_entries.len(),
@@ -176,6 +194,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         });
     }
     let (solutions, solutions_rx) = mpsc::channel(64);
+    let (found_tx, found_rx) = mpsc::channel(64);
     let ctx = Arc::new(PoolContext {
         unit,
         payout: payout.clone(),
@@ -183,6 +202,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         mint: mint.clone(),
         stats: stats.clone(),
         solutions,
+        found_blocks: found_tx,
         allocator: Mutex::new(allocator),
         next_channel_id: AtomicU32::new(1),
         shares_per_minute: config.shares_per_minute,
@@ -203,6 +223,21 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     // The TP only needs the outputs' size for CoinbaseOutputConstraints; values come per template.
     let outputs = channel::reward_outputs(0, &payout);
     let tasks = vec![
+        tokio::spawn(found_blocks::follow(
+            blocks.clone(),
+            config.chain_rpc.clone().map(chain_view::BitcoinRpc::new),
+            mint.clone(),
+            config.maturity,
+            Duration::from_secs_f64(config.block_poll_secs),
+            found_rx,
+            shutdown.clone(),
+        )),
+        tokio::spawn(forward_tips(
+            work.clone(),
+            mint.clone(),
+            unit.unit_log2(),
+            shutdown.clone(),
+        )),
         tokio::spawn(tp_client::run(
             config.tp_address.clone(),
             tp_authority,
@@ -248,7 +283,52 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         stats,
         mint,
         metrics_addr,
+        blocks,
         shutdown,
         tasks,
     })
+}
+
+/// Tells the mint about every new tip: the height being mined drives its epochs, and the
+/// target and coinbase value its buyback price.
+async fn forward_tips(
+    work: Arc<work::WorkState>,
+    mint: Arc<mint_client::MintLink>,
+    share_unit_log2: u8,
+    shutdown: CancellationToken,
+) {
+    let (_, mut events) = work.subscribe();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            e = events.recv() => e,
+        };
+        let prev = match event {
+            Ok((_, work::WorkEvent::PrevHash(p))) => p,
+            Ok(_) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        let Some(facts) = work.template_facts(prev.template_id) else {
+            tracing::warn!(
+                template_id = prev.template_id,
+                "new tip for an unknown template"
+            );
+            continue;
+        };
+        let Some(height) = facts.height else {
+            tracing::warn!(
+                template_id = prev.template_id,
+                "template without BIP34 height"
+            );
+            continue;
+        };
+        mint.report_tip(ehash_protocol::ChainTip {
+            height,
+            prev_hash: prev.prev_hash.clone(),
+            target: prev.target.clone(),
+            coinbase_value: facts.value,
+            share_unit_log2,
+        });
+    }
 }

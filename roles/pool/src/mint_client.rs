@@ -4,6 +4,7 @@
 //! the mint answers a replay with the signature it already stored, and never signs a B_ twice.
 //! Each request is backed by an open entry in the share journal, closed when its answer comes.
 
+use crate::found_blocks::BlockStore;
 use crate::journal::{RecordOutcome, ShareJournal};
 use crate::stats::PoolStats;
 use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
@@ -18,8 +19,12 @@ use tokio_util::sync::CancellationToken;
 /// What the mint announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MintInfo {
+    /// Epoch of the active keyset (0 until the mint announced one).
+    pub epoch: u32,
     /// Active keyset id bytes.
     pub keyset_id: Vec<u8>,
+    /// Keyset of the previous epoch while the mint still signs for it.
+    pub previous_keyset_id: Option<Vec<u8>>,
     /// Largest amount exponent.
     pub max_amount_log2: u8,
     /// Mint HTTP base URL.
@@ -76,6 +81,13 @@ pub struct MintLink {
     next_id: AtomicU64,
     stats: Arc<PoolStats>,
     journal: ShareJournal,
+    blocks: Arc<BlockStore>,
+    tip: Mutex<Option<m::ChainTip>>,
+    unacked_blocks: Mutex<HashMap<[u8; 32], m::BlockReport>>,
+}
+
+fn link_frame<T: m::Wire>(msg: T, t: u8) -> Result<sv2_io::Frame, String> {
+    sv2_io::encode(msg, t, EXTENSION_TYPE_MINT_LINK, false).map_err(|e| e.to_string())
 }
 
 fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
@@ -86,13 +98,12 @@ fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
         blinded: m::b0255(&p.blinded).map_err(|e| e.to_string())?,
         replay: p.replay,
     };
-    sv2_io::encode(req, m::MSG_SIGN_REQUEST, EXTENSION_TYPE_MINT_LINK, false)
-        .map_err(|e| e.to_string())
+    link_frame(req, m::MSG_SIGN_REQUEST)
 }
 
 impl MintLink {
     /// A link that is not connected yet.
-    pub fn new(stats: Arc<PoolStats>, journal: ShareJournal) -> Arc<Self> {
+    pub fn new(stats: Arc<PoolStats>, journal: ShareJournal, blocks: Arc<BlockStore>) -> Arc<Self> {
         let (info, _) = watch::channel(None);
         Arc::new(Self {
             info,
@@ -101,7 +112,78 @@ impl MintLink {
             next_id: AtomicU64::new(1),
             stats,
             journal,
+            blocks,
+            tip: Mutex::new(None),
+            unacked_blocks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Tells the mint the block being mined now (and again after every reconnect).
+    pub fn report_tip(&self, tip: m::ChainTip) {
+        if let Ok(mut t) = self.tip.lock() {
+            *t = Some(tip.clone());
+        }
+        self.send_now(tip, m::MSG_CHAIN_TIP);
+    }
+
+    /// Reports a found block's state; resent after reconnects until the mint acknowledges it.
+    pub fn report_block(&self, report: m::BlockReport) {
+        if let Ok(mut u) = self.unacked_blocks.lock() {
+            u.insert(report.hash.to_array(), report.clone());
+        }
+        self.send_now(report, m::MSG_BLOCK_REPORT);
+    }
+
+    /// Sends if the link is up; whatever is lost here is sent again on the next session.
+    fn send_now<T: m::Wire>(&self, msg: T, t: u8) {
+        let sender = self.sender.lock().ok().and_then(|s| s.clone());
+        if let Some(sender) = sender {
+            match link_frame(msg, t) {
+                Ok(f) => {
+                    let _ = sender.try_send(f);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, msg_type = t, "cannot encode mint-link message")
+                }
+            }
+        }
+    }
+
+    fn on_block_ack(&self, ack: m::BlockAck) {
+        let hash = ack.hash.to_array();
+        let done = self
+            .unacked_blocks
+            .lock()
+            .map(|mut u| match u.get(&hash) {
+                Some(r) if r.status == ack.status => u.remove(&hash).is_some(),
+                _ => false,
+            })
+            .unwrap_or(false);
+        if done {
+            if let Err(e) = self.blocks.mark_acked(hash, ack.status) {
+                tracing::error!(error = %e, "block acknowledgement not stored; it will be reported again");
+            }
+        }
+    }
+
+    fn on_epoch(&self, e: m::MintEpoch) {
+        let previous = e.previous_keyset_id.into_bytes();
+        let keyset_id = e.keyset_id.into_bytes();
+        self.info.send_if_modified(|info| match info {
+            Some(i) => {
+                let next = MintInfo {
+                    epoch: e.epoch,
+                    keyset_id,
+                    previous_keyset_id: (!previous.is_empty()).then_some(previous),
+                    ..i.clone()
+                };
+                let changed = *i != next;
+                *i = next;
+                changed
+            }
+            None => false,
+        });
+        tracing::info!(epoch = e.epoch, "mint announced epoch keysets");
     }
 
     /// The share journal behind every request.
@@ -129,7 +211,12 @@ impl MintLink {
     pub fn check(&self, keyset_id: &[u8], k: u8) -> Result<(), &'static str> {
         match self.info.borrow().as_ref() {
             None => Err(m::ERR_MINT_UNAVAILABLE),
-            Some(i) if i.keyset_id != keyset_id => Err(m::ERR_UNKNOWN_KEYSET),
+            Some(i)
+                if i.keyset_id != keyset_id
+                    && i.previous_keyset_id.as_deref() != Some(keyset_id) =>
+            {
+                Err(m::ERR_UNKNOWN_KEYSET)
+            }
             Some(i) if k > i.max_amount_log2 => Err(m::ERR_INVALID_AMOUNT),
             Some(_) => Ok(()),
         }
@@ -188,7 +275,7 @@ impl MintLink {
                 channel_id: p.channel_id,
                 sequence_number: p.sequence_number,
                 amount: p.amount,
-                keyset_id: m::b0255(&p.keyset_id).ok()?,
+                keyset_id: r.keyset_id,
                 blinded: m::b0255(&p.blinded).ok()?,
                 signature: r.signature,
                 dleq_e: r.dleq_e,
@@ -299,12 +386,33 @@ impl MintLink {
             other => return Err(format!("unexpected mint frame {other:?}")),
         };
         let info = MintInfo {
+            epoch: 0,
+            previous_keyset_id: None,
             keyset_id: ready.keyset_id.into_bytes(),
             max_amount_log2: ready.max_amount_log2,
             http_url: m::read_str(&ready.http_url).map_err(|e| e.to_string())?,
         };
         tracing::info!(%address, keyset = %hex::encode(&info.keyset_id), "mint link up");
-        // Resend whatever was in flight, then open the link to new requests.
+        // The tip first (the mint may rotate on it), then unacknowledged blocks, then whatever
+        // sign requests were in flight; only then is the link open to new requests.
+        let tip = self.tip.lock().ok().and_then(|t| t.clone());
+        if let Some(tip) = tip {
+            sender
+                .send(link_frame(tip, m::MSG_CHAIN_TIP)?)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let blocks: Vec<m::BlockReport> = self
+            .unacked_blocks
+            .lock()
+            .map(|u| u.values().cloned().collect())
+            .unwrap_or_default();
+        for b in blocks {
+            sender
+                .send(link_frame(b, m::MSG_BLOCK_REPORT)?)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         let resend: Vec<(u64, PendingSign)> = self
             .pending
             .lock()
@@ -340,6 +448,16 @@ impl MintLink {
                     let e: m::SignError =
                         m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
                     self.on_error(e);
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_EPOCH) => {
+                    let e: m::MintEpoch =
+                        m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                    self.on_epoch(e);
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_BLOCK_ACK) => {
+                    let a: m::BlockAck =
+                        m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                    self.on_block_ack(a);
                 }
                 other => return Err(format!("unexpected mint frame {other:?}")),
             }

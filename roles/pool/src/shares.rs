@@ -225,8 +225,26 @@ impl Connection {
             );
             return;
         }
-        let reward = self.ctx.work.template_value(template_id).unwrap_or(0);
-        tracing::info!(template_id, hash = %hash_hex, reward, "block found");
+        let facts = self.ctx.work.template_facts(template_id);
+        let reward = facts.map(|f| f.value).unwrap_or(0);
+        let height = facts.and_then(|f| f.height);
+        tracing::info!(template_id, hash = %hash_hex, reward, ?height, "block found");
+        match height {
+            Some(height) => {
+                let found = crate::found_blocks::NewBlock {
+                    hash,
+                    height,
+                    reward,
+                };
+                if self.ctx.found_blocks.try_send(found).is_err() {
+                    tracing::error!(height, "found-block queue full; block not followed");
+                }
+            }
+            None => tracing::error!(
+                template_id,
+                "template has no BIP34 height; block not followed"
+            ),
+        }
         if let Ok(mut b) = self.ctx.stats.blocks.lock() {
             b.push(crate::stats::FoundBlock {
                 template_id,

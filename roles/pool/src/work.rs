@@ -27,10 +27,37 @@ pub struct WorkSnapshot {
     pub active: Option<NewTemplateOwned>,
 }
 
+/// What the pool keeps of a recent template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateFacts {
+    /// Coinbase value (subsidy + fees).
+    pub value: u64,
+    /// Height of the block it builds (BIP34), if the prefix carries one.
+    pub height: Option<u32>,
+}
+
+/// Height pushed first in a coinbase script (BIP34): `OP_1..OP_16`, or a 1-5 byte little-endian
+/// number push.
+pub fn bip34_height(script: &[u8]) -> Option<u32> {
+    let first = *script.first()?;
+    match first {
+        0x51..=0x60 => Some(u32::from(first - 0x50)),
+        1..=5 => {
+            let bytes = script.get(1..=usize::from(first))?;
+            let mut v: u64 = 0;
+            for (i, b) in bytes.iter().enumerate() {
+                v |= u64::from(*b) << (8 * i);
+            }
+            u32::try_from(v).ok()
+        }
+        _ => None,
+    }
+}
+
 /// Current work plus a broadcast of changes.
 pub struct WorkState {
     snapshot: Mutex<WorkSnapshot>,
-    values: Mutex<std::collections::BTreeMap<u64, u64>>,
+    values: Mutex<std::collections::BTreeMap<u64, TemplateFacts>>,
     solved_parents: Mutex<std::collections::VecDeque<[u8; 32]>>,
     events: broadcast::Sender<(u64, WorkEvent)>,
 }
@@ -90,8 +117,8 @@ impl WorkState {
         true
     }
 
-    /// Coinbase value (subsidy + fees) of a recent template.
-    pub fn template_value(&self, template_id: u64) -> Option<u64> {
+    /// Value and height of a recent template.
+    pub fn template_facts(&self, template_id: u64) -> Option<TemplateFacts> {
         let guard = self.values.lock().unwrap_or_else(|p| p.into_inner());
         guard.get(&template_id).copied()
     }
@@ -100,7 +127,11 @@ impl WorkState {
     pub fn publish(&self, event: WorkEvent) {
         if let WorkEvent::Template(t) = &event {
             let mut v = self.values.lock().unwrap_or_else(|p| p.into_inner());
-            v.insert(t.template_id, t.coinbase_tx_value_remaining);
+            let facts = TemplateFacts {
+                value: t.coinbase_tx_value_remaining,
+                height: bip34_height(t.coinbase_prefix.as_ref()),
+            };
+            v.insert(t.template_id, facts);
             while v.len() > 256 {
                 v.pop_first();
             }
@@ -147,6 +178,16 @@ mod tests {
         // The queue still holds 1 and 2; only 3 is news for the replayed channel.
         assert_eq!(seqs, vec![1, 2, 3]);
         assert_eq!(seqs.iter().filter(|s| **s > snap.seq).count(), 1);
+    }
+
+    #[test]
+    fn bip34_heights() {
+        assert_eq!(bip34_height(&[0x51]), Some(1));
+        assert_eq!(bip34_height(&[0x60, 0x00]), Some(16));
+        assert_eq!(bip34_height(&[0x01, 0x11]), Some(17));
+        assert_eq!(bip34_height(&[0x03, 0x40, 0x0d, 0x03]), Some(200_000));
+        assert_eq!(bip34_height(&[0x02, 0x01]), None);
+        assert_eq!(bip34_height(&[]), None);
     }
 
     #[test]

@@ -193,7 +193,11 @@ async fn open_wallet(
     };
     wallet.send_replace(Some(w.clone()));
     match w.restore().await {
-        Ok(unspent) => tracing::info!(restored_unspent = unspent, "wallet restored from the mint"),
+        Ok(r) => tracing::info!(
+            restored_unspent = r.unspent,
+            proofs = r.unspent_proofs,
+            "wallet restored from the mint"
+        ),
         Err(e) => tracing::warn!(error = %e, "wallet restore failed"),
     }
     // Signatures lost between the mint and us (a pool or mint crash after signing) are fetched

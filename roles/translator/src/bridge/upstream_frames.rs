@@ -204,8 +204,11 @@ impl Bridge {
                     .as_bytes()
                     .try_into()
                     .map_err(|_| "B_ must be 33 bytes")?;
+                let keyset = cdk::nuts::Id::from_bytes(sig.keyset_id.as_bytes())
+                    .map_err(|e| format!("bad keyset id in signature: {e}"))?;
                 let incoming = IncomingSignature {
                     blinded,
+                    keyset,
                     amount: sig.amount,
                     c: sig.signature.as_bytes().to_vec(),
                     dleq_e: sig.dleq_e.to_array(),

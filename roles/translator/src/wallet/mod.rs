@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+mod restore;
+pub use restore::Restored;
+
 /// Errors of the wallet.
 #[derive(Debug, thiserror::Error)]
 pub enum WalletError {
@@ -103,6 +106,9 @@ fn load_or_create_seed(path: &Path) -> Result<[u8; 64], WalletError> {
 pub struct IncomingSignature {
     /// B_ it signs.
     pub blinded: [u8; 33],
+    /// Keyset that signed (the mint signs with its active keyset, which after a rotation may
+    /// differ from the keyset the message was derived for).
+    pub keyset: Id,
     /// Amount.
     pub amount: u64,
     /// C_.
@@ -209,7 +215,16 @@ impl EhashWallet {
         if let Some(k) = self.keys.lock().ok().and_then(|m| m.get(&keyset).cloned()) {
             return Ok(k);
         }
-        let ks = self.wallet.keyset(keyset).await?;
+        // A keyset the cache does not know yet is new (the mint rotated): ask the mint.
+        let ks = match self.wallet.keyset(keyset).await {
+            Ok(ks) => ks,
+            Err(cdk::Error::UnknownKeySet) => {
+                self.wallet
+                    .keyset_with_policy(keyset, cdk::wallet::types::KeysetLoadPolicy::Refresh)
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         if let Ok(mut m) = self.keys.lock() {
             m.insert(keyset, ks.keys.clone());
         }
@@ -256,12 +271,7 @@ impl EhashWallet {
             return Ok(bytes);
         }
         let counter = self.next_counter(keyset).await?;
-        let secret = Secret::from_seed(&self.seed, keyset, counter)
-            .map_err(|e| WalletError::Derive(e.to_string()))?;
-        let r = SecretKey::from_seed(&self.seed, keyset, counter)
-            .map_err(|e| WalletError::Derive(e.to_string()))?;
-        let (blinded, r) = blind_message(&secret.to_bytes(), Some(r))
-            .map_err(|e| WalletError::Derive(e.to_string()))?;
+        let (secret, r, blinded) = self.derive(keyset, counter)?;
         let bytes = blinded.to_bytes();
         if let Ok(mut o) = self.outstanding.lock() {
             o.insert(
@@ -277,6 +287,20 @@ impl EhashWallet {
             );
         }
         Ok(bytes)
+    }
+
+    /// The NUT-13 secret, blinding factor and blinded message of (`keyset`, `counter`).
+    fn derive(
+        &self,
+        keyset: Id,
+        counter: u32,
+    ) -> Result<(Secret, SecretKey, PublicKey), WalletError> {
+        let derive = |e: cdk::nuts::nut13::Error| WalletError::Derive(e.to_string());
+        let secret = Secret::from_seed(&self.seed, keyset, counter).map_err(derive)?;
+        let r = SecretKey::from_seed(&self.seed, keyset, counter).map_err(derive)?;
+        let (blinded, r) = blind_message(&secret.to_bytes(), Some(r))
+            .map_err(|e| WalletError::Derive(e.to_string()))?;
+        Ok((secret, r, blinded))
     }
 
     /// Takes back the blinded message of a share the pool rejected (`SubmitSharesError`: the
@@ -329,7 +353,6 @@ impl EhashWallet {
 
     /// Verifies (DLEQ) and unblinds one signature on a blinded message we sent.
     async fn unblind(&self, s: &IncomingSignature) -> Result<ProofInfo, WalletError> {
-        let (amount, c, dleq_e, dleq_s) = (s.amount, &s.c, s.dleq_e, s.dleq_s);
         let out = self
             .outstanding
             .lock()
@@ -338,17 +361,27 @@ impl EhashWallet {
             .ok_or_else(|| {
                 WalletError::BadSignature("signature for a blinded message we did not send".into())
             })?;
+        self.proof_from(s, out).await
+    }
+
+    /// Verifies (DLEQ, with the keys of the keyset that signed) and unblinds `s` on `out`.
+    async fn proof_from(
+        &self,
+        s: &IncomingSignature,
+        out: Outstanding,
+    ) -> Result<ProofInfo, WalletError> {
+        let (amount, c, dleq_e, dleq_s) = (s.amount, &s.c, s.dleq_e, s.dleq_s);
         let bad = |e: String| WalletError::BadSignature(e);
         let sig = BlindSignature {
             amount: Amount::from(amount),
-            keyset_id: out.keyset,
+            keyset_id: s.keyset,
             c: PublicKey::from_slice(c).map_err(|e| bad(e.to_string()))?,
             dleq: Some(BlindSignatureDleq {
                 e: SecretKey::from_slice(&dleq_e).map_err(|e| bad(e.to_string()))?,
                 s: SecretKey::from_slice(&dleq_s).map_err(|e| bad(e.to_string()))?,
             }),
         };
-        let keys = self.keys(out.keyset).await?;
+        let keys = self.keys(s.keyset).await?;
         let key = keys
             .amount_key(Amount::from(amount))
             .ok_or_else(|| bad(format!("keyset has no key for amount {amount}")))?;
@@ -405,6 +438,7 @@ impl EhashWallet {
             };
             incoming.push(IncomingSignature {
                 blinded: output.blinded_secret.to_bytes(),
+                keyset: sig.keyset_id,
                 amount: u64::from(sig.amount),
                 c: sig.c.to_bytes().to_vec(),
                 dleq_e: dleq.e.to_secret_bytes(),
@@ -427,35 +461,6 @@ impl EhashWallet {
             o.retain(|_, e| e.since.elapsed() < give_up);
         }
         Ok((recovered, amount))
-    }
-
-    /// Recovers every proof the mint signed for our seed (NUT-09), e.g. after a crash. The
-    /// scan never stops before the highest counter ever reserved, whatever the gaps (counters
-    /// reserved by a process that crashed before using them).
-    pub async fn restore(&self) -> Result<u64, WalletError> {
-        let keysets = self
-            .wallet
-            .localstore
-            .get_mint_keysets(self.wallet.mint_url.clone())
-            .await?
-            .unwrap_or_default();
-        let mut highest = 0u32;
-        for ks in keysets {
-            // Incrementing by zero reads the counter atomically.
-            let c = self
-                .wallet
-                .localstore
-                .increment_keyset_counter(&ks.id, 0)
-                .await?;
-            highest = highest.max(c);
-        }
-        let batch = cdk::wallet::NUT13Options::DEFAULT_BATCH_SIZE;
-        let gap = (highest / batch)
-            .saturating_add(cdk::wallet::NUT13Options::DEFAULT_MAX_GAP)
-            .max(cdk::wallet::NUT13Options::DEFAULT_MAX_GAP);
-        let opts = cdk::wallet::NUT13Options::new(batch, gap)?;
-        let restored = self.wallet.restore_with_opts(opts).await?;
-        Ok(u64::from(restored.unspent))
     }
 
     /// Unspent ehash in the wallet.

@@ -1,0 +1,483 @@
+//! Epochs: one ehash keyset per `epoch_blocks` network blocks, the ehash each issued for shares,
+//! the blocks the pools found and what they pay each epoch, and the rate fixed when an epoch is
+//! final. See `credits` for the split and the finality rule, `store` for durability.
+
+pub mod credits;
+pub mod report;
+pub mod store;
+
+use crate::MintError;
+use cdk::mint::Mint;
+use cdk::nuts::{CurrencyUnit, Id};
+use credits::BlockFacts;
+use ehash_protocol::messages as m;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use store::{BlockRow, EpochRow, EpochStore, IssueEntry};
+use tokio::sync::{watch, RwLock, RwLockReadGuard};
+
+/// File name of the epoch ledger in the mint's data dir.
+pub const EPOCHS_FILE: &str = "epochs.sqlite";
+
+/// Economic parameters of the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochConfig {
+    /// Network blocks per epoch.
+    pub epoch_blocks: u32,
+    /// Epochs a found block pays (W).
+    pub accrual_epochs: u32,
+    /// Pool fee taken from every block reward, parts per million.
+    pub pool_fee_ppm: u32,
+}
+
+/// What pools are told after every rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochAnnouncement {
+    /// Current epoch.
+    pub epoch: u32,
+    /// Its keyset: every share is signed with it.
+    pub keyset: Id,
+    /// The previous epoch's keyset: requests blinded for it are still signed (with `keyset`).
+    pub previous: Option<Id>,
+}
+
+/// The network tip as the last pool reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TipFacts {
+    /// Height being mined.
+    pub height: u32,
+    /// Block target, little-endian.
+    pub target_le: [u8; 32],
+    /// Coinbase value of the template, sats.
+    pub coinbase_value: u64,
+    /// log2 of expected hashes per HASH.
+    pub share_unit_log2: u8,
+}
+
+#[derive(Default)]
+struct BookState {
+    epochs: BTreeMap<u32, EpochRow>,
+    by_keyset: HashMap<String, u32>,
+    blocks: BTreeMap<[u8; 32], BlockRow>,
+    tip: Option<TipFacts>,
+}
+
+impl BookState {
+    fn current(&self) -> u32 {
+        self.epochs.keys().next_back().copied().unwrap_or(0)
+    }
+
+    fn is_final(&self, e: u32) -> bool {
+        self.epochs
+            .get(&e)
+            .is_some_and(|r| r.finalized_at.is_some())
+    }
+
+    fn issued(&self) -> BTreeMap<u32, u64> {
+        self.epochs.iter().map(|(e, r)| (*e, r.issued)).collect()
+    }
+
+    fn block_facts(&self) -> Vec<BlockFacts> {
+        self.blocks
+            .values()
+            .map(|b| BlockFacts {
+                epoch: b.epoch,
+                reward: b.reward,
+                status: b.status,
+            })
+            .collect()
+    }
+
+    /// The epoch a block at `height` was found in: the last one opened at or below it.
+    fn epoch_for_height(&self, height: u32) -> u32 {
+        self.epochs
+            .values()
+            .rev()
+            .find(|r| r.start_height <= height)
+            .or_else(|| self.epochs.values().next())
+            .map(|r| r.epoch)
+            .unwrap_or(0)
+    }
+}
+
+/// The epoch ledger.
+pub struct EpochBook {
+    store: EpochStore,
+    config: EpochConfig,
+    mint: Arc<Mint>,
+    unit: CurrencyUnit,
+    amounts: Vec<u64>,
+    state: Mutex<BookState>,
+    /// Signing batches hold it shared, a rotation exclusively: a batch never straddles one.
+    rotation: RwLock<()>,
+    announce: watch::Sender<Option<EpochAnnouncement>>,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl EpochBook {
+    /// Opens the ledger in `data_dir`, finishing a rotation or a signing batch a crash cut short.
+    pub async fn open(
+        data_dir: &Path,
+        config: EpochConfig,
+        mint: Arc<Mint>,
+        unit: CurrencyUnit,
+        amounts: Vec<u64>,
+    ) -> Result<Self, MintError> {
+        if config.epoch_blocks == 0 {
+            return Err(MintError::Config {
+                key: "epoch_blocks",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if config.accrual_epochs == 0 {
+            return Err(MintError::Config {
+                key: "accrual_epochs",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if u64::from(config.pool_fee_ppm) > ehash_protocol::economics::PPM {
+            return Err(MintError::Config {
+                key: "pool_fee_ppm",
+                reason: "must be at most 1000000".into(),
+            });
+        }
+        let store = EpochStore::open(&data_dir.join(EPOCHS_FILE))?;
+        let (announce, _) = watch::channel(None);
+        let book = Self {
+            store,
+            config,
+            mint,
+            unit,
+            amounts,
+            state: Mutex::new(BookState::default()),
+            rotation: RwLock::new(()),
+            announce,
+        };
+        book.recover().await?;
+        Ok(book)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BookState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn active_keyset(&self) -> Result<Id, MintError> {
+        self.mint
+            .get_active_keysets()
+            .get(&self.unit)
+            .copied()
+            .ok_or(MintError::Config {
+                key: "unit",
+                reason: "no active ehash keyset".into(),
+            })
+    }
+
+    async fn recover(&self) -> Result<(), MintError> {
+        let mut epochs = self.store.epochs()?;
+        let active = self.active_keyset()?.to_string();
+        if epochs.is_empty() {
+            // First start: the keyset CDK created is epoch 0 until a tip says otherwise.
+            self.store.open_epoch(0, 0, None, now_secs())?;
+            self.store.set_keyset(0, &active)?;
+            epochs = self.store.epochs()?;
+        }
+        if let Some(last) = epochs.last().filter(|r| r.keyset_id.is_none()) {
+            // A rotation was cut short: CDK may or may not have rotated.
+            let known = epochs
+                .iter()
+                .any(|r| r.keyset_id.as_deref() == Some(&active));
+            let keyset = if known {
+                self.rotate_cdk().await?.to_string()
+            } else {
+                active.clone()
+            };
+            self.store.set_keyset(last.epoch, &keyset)?;
+            epochs = self.store.epochs()?;
+        }
+        let current_keyset = epochs.last().and_then(|r| r.keyset_id.clone());
+        let active = self.active_keyset()?.to_string();
+        if current_keyset.as_deref() != Some(active.as_str()) {
+            return Err(MintError::Config {
+                key: "max_amount_log2",
+                reason: format!(
+                    "the active ehash keyset {active} is not the current epoch's ({current_keyset:?}); \
+                     changing the keyset's amounts rotates it outside an epoch boundary"
+                ),
+            });
+        }
+        self.settle_pending().await?;
+        let epochs = self.store.epochs()?;
+        let blocks = self.store.blocks()?;
+        {
+            let mut s = self.lock();
+            s.by_keyset = epochs
+                .iter()
+                .filter_map(|r| r.keyset_id.clone().map(|k| (k, r.epoch)))
+                .collect();
+            s.epochs = epochs.into_iter().map(|r| (r.epoch, r)).collect();
+            s.blocks = blocks.into_iter().map(|b| (b.hash, b)).collect();
+        }
+        self.publish()?;
+        Ok(())
+    }
+
+    /// Counts the signatures of a batch a crash interrupted, if CDK committed them.
+    async fn settle_pending(&self) -> Result<(), MintError> {
+        let pending = self.store.pending_issue()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let points: Vec<cdk::nuts::PublicKey> = pending
+            .iter()
+            .filter_map(|(b, _, _)| cdk::nuts::PublicKey::from_slice(b).ok())
+            .collect();
+        let found = self.mint.localstore().get_blind_signatures(&points).await?;
+        let signed: Vec<IssueEntry> = pending
+            .iter()
+            .zip(found)
+            .filter(|(_, sig)| sig.is_some())
+            .map(|(e, _)| e.clone())
+            .collect();
+        let all: Vec<[u8; 33]> = pending.iter().map(|(b, _, _)| *b).collect();
+        tracing::info!(
+            pending = all.len(),
+            signed = signed.len(),
+            "settling an interrupted signing batch"
+        );
+        self.store.settle_issue(&signed, &all)?;
+        Ok(())
+    }
+
+    async fn rotate_cdk(&self) -> Result<Id, MintError> {
+        let info = self
+            .mint
+            .rotate_keyset(self.unit.clone(), self.amounts.clone(), 0, true, None)
+            .await?;
+        Ok(info.id)
+    }
+
+    fn publish(&self) -> Result<(), MintError> {
+        let s = self.lock();
+        let mut rows = s.epochs.values().rev();
+        let current = rows.next();
+        let keyset = |r: Option<&EpochRow>| {
+            r.and_then(|r| r.keyset_id.as_deref())
+                .and_then(|k| k.parse::<Id>().ok())
+        };
+        if let Some(keyset_id) = keyset(current) {
+            let previous = keyset(rows.next());
+            self.announce.send_replace(Some(EpochAnnouncement {
+                epoch: current.map(|r| r.epoch).unwrap_or(0),
+                keyset: keyset_id,
+                previous,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Watches the current epoch's keysets.
+    pub fn announcements(&self) -> watch::Receiver<Option<EpochAnnouncement>> {
+        self.announce.subscribe()
+    }
+
+    /// Held by a signing batch so no rotation happens in the middle of it.
+    pub async fn signing_guard(&self) -> RwLockReadGuard<'_, ()> {
+        self.rotation.read().await
+    }
+
+    /// Whether a request blinded for `keyset` may be signed (with the active keyset): the
+    /// keyset must belong to an epoch that is not final.
+    pub fn check_request_keyset(&self, keyset: &Id) -> Result<(), &'static str> {
+        let s = self.lock();
+        match s.by_keyset.get(&keyset.to_string()) {
+            Some(e) if s.is_final(*e) => Err(m::ERR_RETIRED_KEYSET),
+            Some(_) => Ok(()),
+            None => Err(m::ERR_UNKNOWN_KEYSET),
+        }
+    }
+
+    /// Write-ahead of the signatures a batch is about to commit.
+    pub fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), MintError> {
+        Ok(self.store.begin_issue(entries)?)
+    }
+
+    /// Settles a batch (see [`store`]).
+    pub fn settle_issue(&self, signed: &[IssueEntry], all: &[[u8; 33]]) -> Result<(), MintError> {
+        self.store.settle_issue(signed, all)?;
+        let mut s = self.lock();
+        for (_, keyset, amount) in signed {
+            if let Some(e) = s.by_keyset.get(keyset).copied() {
+                if let Some(row) = s.epochs.get_mut(&e) {
+                    row.issued = row.issued.saturating_add(*amount);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A pool reports the block being mined: rotates when it starts a new epoch.
+    pub async fn on_tip(&self, tip: TipFacts) -> Result<(), MintError> {
+        let target = tip.height / self.config.epoch_blocks;
+        {
+            let mut s = self.lock();
+            s.tip = Some(tip);
+            if target <= s.current() {
+                return Ok(());
+            }
+        }
+        let _exclusive = self.rotation.write().await;
+        let previous = self.lock().current();
+        if target <= previous {
+            return Ok(());
+        }
+        let now = now_secs();
+        self.store
+            .open_epoch(target, tip.height, Some(previous), now)?;
+        let keyset = self.rotate_cdk().await?;
+        self.store.set_keyset(target, &keyset.to_string())?;
+        {
+            let mut s = self.lock();
+            if let Some(p) = s.epochs.get_mut(&previous) {
+                p.closed_at.get_or_insert(now);
+            }
+            s.epochs.insert(
+                target,
+                EpochRow {
+                    epoch: target,
+                    keyset_id: Some(keyset.to_string()),
+                    start_height: tip.height,
+                    opened_at: now,
+                    closed_at: None,
+                    issued: 0,
+                    final_credit_msat: None,
+                    finalized_at: None,
+                },
+            );
+            s.by_keyset.insert(keyset.to_string(), target);
+            let issued = s.epochs.get(&previous).map(|r| r.issued).unwrap_or(0);
+            tracing::info!(epoch = target, previous, previous_issued = issued, height = tip.height, %keyset, "epoch rotated");
+        }
+        self.publish()?;
+        self.finalize_ready()?;
+        Ok(())
+    }
+
+    /// A pool reports a found block's state. Returns the status recorded (for the ack).
+    pub fn on_block(&self, report: &m::BlockReport) -> Result<u8, MintError> {
+        let hash = report.hash.to_array();
+        let row = {
+            let s = self.lock();
+            let existing = s.blocks.get(&hash).cloned();
+            let epoch = match &existing {
+                Some(b) => b.epoch,
+                None => {
+                    let e = s.epoch_for_height(report.height);
+                    if credits::window(e, self.config.accrual_epochs).any(|w| s.is_final(w))
+                        || s.is_final(e)
+                    {
+                        // Only a deep reorg gets here: final rates never change, so the block
+                        // pays the epoch it is being mined in now.
+                        tracing::warn!(
+                            height = report.height,
+                            epoch = e,
+                            "block for a final epoch; credited to the current one"
+                        );
+                        s.current()
+                    } else {
+                        e
+                    }
+                }
+            };
+            if let Some(b) = &existing {
+                let frozen =
+                    credits::window(b.epoch, self.config.accrual_epochs).any(|w| s.is_final(w));
+                if frozen && b.status != report.status {
+                    tracing::error!(
+                        height = b.height,
+                        old = b.status,
+                        new = report.status,
+                        "state change of a block whose epochs are final; ignored"
+                    );
+                    return Ok(report.status);
+                }
+            }
+            BlockRow {
+                hash,
+                height: report.height,
+                reward: existing.as_ref().map(|b| b.reward).unwrap_or(report.reward),
+                epoch,
+                status: report.status,
+                confirmations: report.confirmations,
+            }
+        };
+        self.store.upsert_block(&row, now_secs())?;
+        let before = self.lock().blocks.insert(hash, row.clone());
+        if before.map(|b| b.status) != Some(row.status) {
+            tracing::info!(
+                height = row.height,
+                epoch = row.epoch,
+                reward = row.reward,
+                status = row.status,
+                confirmations = row.confirmations,
+                "found block recorded"
+            );
+        }
+        self.finalize_ready()?;
+        Ok(report.status)
+    }
+
+    /// Fixes the credit of every epoch that became final.
+    fn finalize_ready(&self) -> Result<(), MintError> {
+        let mut s = self.lock();
+        let current = s.current();
+        let facts = s.block_facts();
+        let issued = s.issued();
+        let ready: Vec<u32> = s
+            .epochs
+            .values()
+            .filter(|r| r.finalized_at.is_none())
+            .map(|r| r.epoch)
+            .filter(|e| credits::finalizable(*e, current, &facts, self.config.accrual_epochs))
+            .collect();
+        let now = now_secs();
+        for e in ready {
+            let credit = credits::epoch_credit(
+                e,
+                &facts,
+                &issued,
+                self.config.accrual_epochs,
+                self.config.pool_fee_ppm,
+                |st| st == m::BLOCK_MATURED,
+            );
+            self.store.finalize(e, credit, now)?;
+            if let Some(r) = s.epochs.get_mut(&e) {
+                r.final_credit_msat = Some(credit);
+                r.finalized_at = Some(now);
+                tracing::info!(
+                    epoch = e,
+                    issued = r.issued,
+                    credit_msat = credit,
+                    "epoch final"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> EpochConfig {
+        self.config
+    }
+
+    /// The current epoch number.
+    pub fn current_epoch(&self) -> u32 {
+        self.lock().current()
+    }
+}

@@ -1,0 +1,316 @@
+//! The mint's epoch ledger on SQLite (`epochs.sqlite`, WAL, `synchronous=FULL`): epochs and
+//! their keysets, ehash issued for shares per epoch, found blocks, and fixed rates.
+//!
+//! Issuance is counted with a write-ahead step, because it must agree with CDK's signature
+//! table (another database): the signer records the blinded messages it is about to sign
+//! (`pending_issue`), commits the signatures in CDK, then settles them here (moving their
+//! amounts into `epoch.issued`). After a crash, pending rows whose signature CDK has are
+//! settled and the others dropped, so `issued` never misses nor doubles a signature.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Errors of the epoch store.
+#[derive(Debug, thiserror::Error)]
+#[error("epoch ledger {path}: {source}")]
+pub struct StoreError {
+    /// Database file.
+    pub path: PathBuf,
+    /// Cause.
+    pub source: rusqlite::Error,
+}
+
+/// One epoch as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRow {
+    /// Epoch number (`height / epoch_blocks` of its first block).
+    pub epoch: u32,
+    /// Keyset id (text), none while its rotation is in progress.
+    pub keyset_id: Option<String>,
+    /// Height of the first block mined in it.
+    pub start_height: u32,
+    /// Unix time it opened.
+    pub opened_at: i64,
+    /// Unix time it stopped being the current epoch.
+    pub closed_at: Option<i64>,
+    /// Ehash issued for shares.
+    pub issued: u64,
+    /// Fixed credit in millisats, once final.
+    pub final_credit_msat: Option<u64>,
+    /// Unix time it became final.
+    pub finalized_at: Option<i64>,
+}
+
+/// One found block as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRow {
+    /// Hash (internal order).
+    pub hash: [u8; 32],
+    /// Height.
+    pub height: u32,
+    /// Coinbase value, sats.
+    pub reward: u64,
+    /// Epoch credited.
+    pub epoch: u32,
+    /// Status code.
+    pub status: u8,
+    /// Confirmations last reported.
+    pub confirmations: u32,
+}
+
+/// A signature about to be committed: (B_, keyset id text, amount).
+pub type IssueEntry = ([u8; 33], String, u64);
+
+/// Handle to the database.
+pub struct EpochStore {
+    db: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl EpochStore {
+    /// Opens (or creates) the ledger.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let err = |source| StoreError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let db = Connection::open(path).map_err(err)?;
+        db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        db.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS epoch (
+                 epoch INTEGER PRIMARY KEY,
+                 keyset_id TEXT UNIQUE,
+                 start_height INTEGER NOT NULL,
+                 opened_at INTEGER NOT NULL,
+                 closed_at INTEGER,
+                 issued INTEGER NOT NULL DEFAULT 0,
+                 final_credit_msat INTEGER,
+                 finalized_at INTEGER
+             );
+             CREATE TABLE IF NOT EXISTS block (
+                 hash BLOB PRIMARY KEY,
+                 height INTEGER NOT NULL,
+                 reward INTEGER NOT NULL,
+                 epoch INTEGER NOT NULL,
+                 status INTEGER NOT NULL,
+                 confirmations INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS pending_issue (
+                 blinded BLOB PRIMARY KEY,
+                 keyset_id TEXT NOT NULL,
+                 amount INTEGER NOT NULL
+             );",
+        )
+        .map_err(err)?;
+        Ok(Self {
+            db: Mutex::new(db),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut db).map_err(|source| StoreError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Every epoch, oldest first.
+    pub fn epochs(&self) -> Result<Vec<EpochRow>, StoreError> {
+        self.with(|db| {
+            let mut stmt = db.prepare(
+                "SELECT epoch, keyset_id, start_height, opened_at, closed_at, issued,
+                        final_credit_msat, finalized_at FROM epoch ORDER BY epoch",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(EpochRow {
+                    epoch: r.get(0)?,
+                    keyset_id: r.get(1)?,
+                    start_height: r.get(2)?,
+                    opened_at: r.get(3)?,
+                    closed_at: r.get(4)?,
+                    issued: u64_of(r.get(5)?),
+                    final_credit_msat: r.get::<_, Option<i64>>(6)?.map(u64_of),
+                    finalized_at: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Opens `epoch` (keyset still unknown) and closes `previous` in one transaction.
+    pub fn open_epoch(
+        &self,
+        epoch: u32,
+        start_height: u32,
+        previous: Option<u32>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|db| {
+            let tx = db.transaction()?;
+            tx.execute(
+                "INSERT OR IGNORE INTO epoch (epoch, keyset_id, start_height, opened_at)
+                 VALUES (?1, NULL, ?2, ?3)",
+                params![epoch, start_height, now],
+            )?;
+            if let Some(p) = previous {
+                tx.execute(
+                    "UPDATE epoch SET closed_at = ?2 WHERE epoch = ?1 AND closed_at IS NULL",
+                    params![p, now],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Records the keyset of `epoch` once its rotation is done.
+    pub fn set_keyset(&self, epoch: u32, keyset_id: &str) -> Result<(), StoreError> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE epoch SET keyset_id = ?2 WHERE epoch = ?1",
+                params![epoch, keyset_id],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Fixes the credit of `epoch`.
+    pub fn finalize(&self, epoch: u32, credit_msat: u64, now: i64) -> Result<(), StoreError> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE epoch SET final_credit_msat = ?2, finalized_at = ?3
+                 WHERE epoch = ?1 AND finalized_at IS NULL",
+                params![epoch, i64_of(credit_msat), now],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Write-ahead of a signing batch.
+    pub fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.with(|db| {
+            let tx = db.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO pending_issue (blinded, keyset_id, amount)
+                     VALUES (?1, ?2, ?3)",
+                )?;
+                for (b, k, a) in entries {
+                    insert.execute(params![&b[..], k, i64_of(*a)])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Settles a batch: `signed` are the entries CDK committed (their amounts count as issued
+    /// to the epoch of their keyset); every other pending entry of `all` is dropped.
+    pub fn settle_issue(&self, signed: &[IssueEntry], all: &[[u8; 33]]) -> Result<(), StoreError> {
+        self.with(|db| {
+            let tx = db.transaction()?;
+            {
+                let mut add = tx
+                    .prepare_cached("UPDATE epoch SET issued = issued + ?2 WHERE keyset_id = ?1")?;
+                for (_, k, a) in signed {
+                    add.execute(params![k, i64_of(*a)])?;
+                }
+                let mut del = tx.prepare_cached("DELETE FROM pending_issue WHERE blinded = ?1")?;
+                for b in all {
+                    del.execute(params![&b[..]])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// Pending issue entries left by a crash.
+    pub fn pending_issue(&self) -> Result<Vec<IssueEntry>, StoreError> {
+        self.with(|db| {
+            let mut stmt = db.prepare("SELECT blinded, keyset_id, amount FROM pending_issue")?;
+            let rows = stmt.query_map([], |r| {
+                let b: Vec<u8> = r.get(0)?;
+                Ok((b, r.get::<_, String>(1)?, u64_of(r.get(2)?)))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (b, k, a) = row?;
+                if let Ok(b) = <[u8; 33]>::try_from(b) {
+                    out.push((b, k, a));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every found block.
+    pub fn blocks(&self) -> Result<Vec<BlockRow>, StoreError> {
+        self.with(|db| {
+            let mut stmt = db.prepare(
+                "SELECT hash, height, reward, epoch, status, confirmations FROM block
+                 ORDER BY height, hash",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                let hash: Vec<u8> = r.get(0)?;
+                Ok(BlockRow {
+                    hash: hash.try_into().unwrap_or([0; 32]),
+                    height: r.get(1)?,
+                    reward: u64_of(r.get(2)?),
+                    epoch: r.get(3)?,
+                    status: r.get(4)?,
+                    confirmations: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Inserts or updates a found block.
+    pub fn upsert_block(&self, b: &BlockRow, now: i64) -> Result<(), StoreError> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO block (hash, height, reward, epoch, status, confirmations, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(hash) DO UPDATE SET status = ?5, confirmations = ?6, updated_at = ?7",
+                params![
+                    &b.hash[..],
+                    b.height,
+                    i64_of(b.reward),
+                    b.epoch,
+                    b.status,
+                    b.confirmations,
+                    now
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The stored epoch of a block, if known.
+    pub fn block_epoch(&self, hash: [u8; 32]) -> Result<Option<u32>, StoreError> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT epoch FROM block WHERE hash = ?1",
+                params![&hash[..]],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+}
