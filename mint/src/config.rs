@@ -36,6 +36,20 @@ pub struct MintConfig {
     /// Pool fee taken from each block reward before it is shared, parts per million.
     #[serde(default = "default_pool_fee_ppm")]
     pub pool_fee_ppm: u32,
+    /// Discount off the expected value the mint pays when buying back non-final ehash, ppm.
+    #[serde(default = "default_buyback_discount_ppm")]
+    pub buyback_discount_ppm: u32,
+    /// Seconds a buyback quote stays valid.
+    #[serde(default = "default_buyback_quote_secs")]
+    pub buyback_quote_secs: u64,
+}
+
+fn default_buyback_discount_ppm() -> u32 {
+    100_000
+}
+
+fn default_buyback_quote_secs() -> u64 {
+    60
 }
 
 fn default_epoch_blocks() -> u32 {

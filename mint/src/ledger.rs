@@ -1,5 +1,6 @@
 //! The CDK mint behind the ehash keysets, opened on SQLite in the data directory.
 
+use crate::epoch_keys::EpochKeys;
 use crate::epochs::EpochBook;
 use crate::{MintConfig, MintError};
 use cdk::mint::{Mint, MintBuilder, UnitConfig};
@@ -13,6 +14,9 @@ use std::sync::Arc;
 
 /// The ehash unit name (CDK normalises custom units to lower case).
 pub const EHASH_UNIT: &str = "HASH";
+
+/// Largest sat denomination, 2^51 sat (more than all bitcoin).
+pub const SAT_MAX_AMOUNT_LOG2: u8 = 51;
 
 /// Counters of the signing path since start.
 #[derive(Debug, Default)]
@@ -46,6 +50,10 @@ pub struct MintStats {
     pub replayed_since_start: u64,
     /// Signer commits by this process.
     pub commits_since_start: u64,
+    /// Sats issued by redemptions and buybacks (from the database).
+    pub sat_issued: u64,
+    /// Sats spent back at the mint (from the database).
+    pub sat_redeemed: u64,
 }
 
 /// The mint's ledger: CDK mint, the ehash unit and counters.
@@ -53,6 +61,7 @@ pub struct EhashLedger {
     mint: Arc<Mint>,
     unit: CurrencyUnit,
     epochs: EpochBook,
+    epoch_keys: EpochKeys,
     max_amount_log2: u8,
     /// Counters of the signing path.
     pub counters: SignCounters,
@@ -83,6 +92,15 @@ impl EhashLedger {
                 input_fee_ppk: 0,
             },
         )?;
+        // Redeemed and bought-back ehash becomes ordinary sat ecash (served at `/sat`).
+        builder.configure_unit(
+            CurrencyUnit::Sat,
+            UnitConfig {
+                amounts: (0..=SAT_MAX_AMOUNT_LOG2).map(|i| 1u64 << i).collect(),
+                input_fee_ppk: 0,
+            },
+        )?;
+        let epoch_keys = EpochKeys::new(&seed, db.clone(), unit.clone())?;
         let mint = builder.build_with_seed(db, &seed).await?;
         mint.start().await?;
         let mint = Arc::new(mint);
@@ -98,6 +116,7 @@ impl EhashLedger {
         let ledger = Self {
             mint,
             epochs,
+            epoch_keys,
             unit,
             max_amount_log2: config.max_amount_log2,
             counters: SignCounters::default(),
@@ -116,9 +135,32 @@ impl EhashLedger {
         &self.epochs
     }
 
+    /// Signer for any epoch's keyset (epoch-preserving swaps).
+    pub fn epoch_keys(&self) -> &EpochKeys {
+        &self.epoch_keys
+    }
+
     /// The ehash unit.
     pub fn unit(&self) -> &CurrencyUnit {
         &self.unit
+    }
+
+    /// Whether `id` is a keyset of the `sat` unit.
+    pub fn is_sat_keyset(&self, id: &Id) -> bool {
+        self.mint
+            .keysets()
+            .keysets
+            .iter()
+            .any(|k| k.id == *id && k.unit == CurrencyUnit::Sat)
+    }
+
+    /// Whether `id` is an ehash keyset.
+    pub fn is_ehash_keyset(&self, id: &Id) -> bool {
+        self.mint
+            .keysets()
+            .keysets
+            .iter()
+            .any(|k| k.id == *id && k.unit == self.unit)
     }
 
     /// Largest amount exponent signed.
@@ -143,9 +185,18 @@ impl EhashLedger {
         let active = self.active_keyset()?;
         let issued_by_keyset = self.mint.total_issued().await?;
         let store = self.mint.localstore();
+        let redeemed_by_keyset = self.mint.total_redeemed().await?;
         let mut issued = 0u64;
         let mut signatures = 0u64;
+        let (mut sat_issued, mut sat_redeemed) = (0u64, 0u64);
+        let amount = |m: &std::collections::HashMap<Id, cdk::Amount>, id: &Id| {
+            m.get(id).map(|a| u64::from(*a)).unwrap_or(0)
+        };
         for info in self.mint.keysets().keysets {
+            if info.unit == CurrencyUnit::Sat {
+                sat_issued += amount(&issued_by_keyset, &info.id);
+                sat_redeemed += amount(&redeemed_by_keyset, &info.id);
+            }
             if info.unit != self.unit {
                 continue;
             }
@@ -164,6 +215,8 @@ impl EhashLedger {
             refused_since_start: self.counters.refused.load(Ordering::Relaxed),
             replayed_since_start: self.counters.replayed.load(Ordering::Relaxed),
             commits_since_start: self.counters.commits.load(Ordering::Relaxed),
+            sat_issued,
+            sat_redeemed,
         })
     }
 }

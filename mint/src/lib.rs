@@ -5,8 +5,10 @@
 //! standard Cashu HTTP API (keys, keysets, swap, checkstate, restore, info) through cdk-axum.
 
 pub mod config;
+pub mod epoch_keys;
 pub mod epochs;
 pub mod error;
+pub mod exchange;
 pub mod http;
 pub mod ledger;
 pub mod link;
@@ -81,7 +83,11 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         http_url.clone(),
         shutdown.clone(),
     )));
-    let router = http::router(ledger.clone()).await?;
+    let buyback = Arc::new(exchange::Buyback::new(
+        config.buyback_discount_ppm,
+        std::time::Duration::from_secs(config.buyback_quote_secs),
+    ));
+    let router = http::router(ledger.clone(), buyback).await?;
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(http_listener, router).with_graceful_shutdown(sd.cancelled_owned());

@@ -6,6 +6,7 @@ pub mod credits;
 pub mod report;
 pub mod store;
 
+use crate::exchange::ExchangeError;
 use crate::MintError;
 use cdk::mint::Mint;
 use cdk::nuts::{CurrencyUnit, Id};
@@ -29,6 +30,17 @@ pub struct EpochConfig {
     pub accrual_epochs: u32,
     /// Pool fee taken from every block reward, parts per million.
     pub pool_fee_ppm: u32,
+}
+
+/// A final epoch's fixed terms: `credit_msat / issued` millisats per HASH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedeemTerms {
+    /// Epoch.
+    pub epoch: u32,
+    /// Fixed credit.
+    pub credit_msat: u64,
+    /// Ehash issued for shares.
+    pub issued: u64,
 }
 
 /// What pools are told after every rotation.
@@ -469,6 +481,49 @@ impl EpochBook {
             }
         }
         Ok(())
+    }
+
+    /// The network tip the pools reported last.
+    pub fn tip(&self) -> Option<TipFacts> {
+        self.lock().tip
+    }
+
+    fn epoch_of(&self, s: &BookState, keyset: &Id) -> Result<u32, ExchangeError> {
+        s.by_keyset
+            .get(&keyset.to_string())
+            .copied()
+            .ok_or_else(|| ExchangeError::UnknownKeyset(keyset.to_string()))
+    }
+
+    /// The fixed terms of a final epoch's keyset.
+    pub fn redeem_terms(&self, keyset: &Id) -> Result<RedeemTerms, ExchangeError> {
+        let s = self.lock();
+        let epoch = self.epoch_of(&s, keyset)?;
+        let row = s
+            .epochs
+            .get(&epoch)
+            .ok_or_else(|| ExchangeError::UnknownKeyset(keyset.to_string()))?;
+        match row.final_credit_msat {
+            Some(credit_msat) => Ok(RedeemTerms {
+                epoch,
+                credit_msat,
+                issued: row.issued,
+            }),
+            None => Err(ExchangeError::NotFinal {
+                epoch,
+                status: if epoch == s.current() { "open" } else { "closed" },
+            }),
+        }
+    }
+
+    /// The epoch of a keyset the mint buys back (any epoch that is not final).
+    pub fn buyback_epoch(&self, keyset: &Id) -> Result<u32, ExchangeError> {
+        let s = self.lock();
+        let epoch = self.epoch_of(&s, keyset)?;
+        if s.is_final(epoch) {
+            return Err(ExchangeError::Final(epoch));
+        }
+        Ok(epoch)
     }
 
     /// The configuration.

@@ -140,6 +140,8 @@ impl StackConfigs {
                 epoch_blocks: o.epoch_blocks,
                 accrual_epochs: o.accrual_epochs,
                 pool_fee_ppm: o.pool_fee_ppm,
+                buyback_discount_ppm: 100_000,
+                buyback_quote_secs: 60,
             },
             pool: PoolConfig {
                 data_dir: d.join("pool"),
