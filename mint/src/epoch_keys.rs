@@ -30,12 +30,13 @@ impl EpochKeys {
         db: Arc<dyn MintKeysDatabase<Err = cdk::cdk_database::Error> + Send + Sync>,
         unit: CurrencyUnit,
     ) -> Result<Self, MintError> {
-        let xpriv = Xpriv::new_master(cdk_common::bitcoin::Network::Bitcoin, seed).map_err(|e| {
-            MintError::Config {
-                key: "mint.seed",
-                reason: format!("cannot derive the master key: {e}"),
-            }
-        })?;
+        let xpriv =
+            Xpriv::new_master(cdk_common::bitcoin::Network::Bitcoin, seed).map_err(|e| {
+                MintError::Config {
+                    key: "mint.seed",
+                    reason: format!("cannot derive the master key: {e}"),
+                }
+            })?;
         Ok(Self {
             xpriv,
             secp: Secp256k1::new(),
@@ -46,12 +47,7 @@ impl EpochKeys {
     }
 
     async fn keyset(&self, id: &Id) -> Result<Arc<MintKeySet>, MintError> {
-        if let Some(k) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-        {
+        if let Some(k) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(k.clone());
         }
         let mut tx = self.db.begin_transaction().await?;
@@ -88,7 +84,10 @@ impl EpochKeys {
     }
 
     /// Signs each message with the key of its own keyset and amount (with a DLEQ proof).
-    pub async fn sign(&self, messages: &[BlindedMessage]) -> Result<Vec<BlindSignature>, MintError> {
+    pub async fn sign(
+        &self,
+        messages: &[BlindedMessage],
+    ) -> Result<Vec<BlindSignature>, MintError> {
         let mut out = Vec::with_capacity(messages.len());
         for m in messages {
             let keyset = self.keyset(&m.keyset_id).await?;
@@ -97,8 +96,14 @@ impl EpochKeys {
             })?;
             let c = cdk::dhke::sign_message(&pair.secret_key, &m.blinded_secret)
                 .map_err(|e| MintError::Http(e.to_string()))?;
-            let sig = BlindSignature::new(m.amount, c, m.keyset_id, &m.blinded_secret, &pair.secret_key)
-                .map_err(|e| MintError::Http(e.to_string()))?;
+            let sig = BlindSignature::new(
+                m.amount,
+                c,
+                m.keyset_id,
+                &m.blinded_secret,
+                &pair.secret_key,
+            )
+            .map_err(|e| MintError::Http(e.to_string()))?;
             out.push(sig);
         }
         Ok(out)

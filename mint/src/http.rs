@@ -78,14 +78,22 @@ fn exchange_error(e: ExchangeError) -> Response {
 async fn stats(State(s): State<ApiState>) -> Response {
     match s.ledger.stats().await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => api_error(StatusCode::SERVICE_UNAVAILABLE, ehash_api::codes::INTERNAL, e),
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ehash_api::codes::INTERNAL,
+            e,
+        ),
     }
 }
 
 async fn epochs(State(s): State<ApiState>) -> Response {
     match s.ledger.epochs().liabilities().await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => api_error(StatusCode::SERVICE_UNAVAILABLE, ehash_api::codes::INTERNAL, e),
+        Err(e) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ehash_api::codes::INTERNAL,
+            e,
+        ),
     }
 }
 
@@ -107,7 +115,11 @@ async fn accept_buyback(State(s): State<ApiState>, Json(r): Json<ExchangeRequest
     let Some(quote) = r.quote else {
         return exchange_error(ExchangeError::Invalid("`quote` is required".into()));
     };
-    match s.buyback.accept(&s.ledger, &quote, r.inputs, r.outputs).await {
+    match s
+        .buyback
+        .accept(&s.ledger, &quote, r.inputs, r.outputs)
+        .await
+    {
         Ok(v) => Json(v).into_response(),
         Err(e) => exchange_error(e),
     }
@@ -127,7 +139,11 @@ fn named_keysets(body: &Value) -> (Vec<Option<Id>>, Vec<Option<Id>>) {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .map(|x| x.get("id").and_then(Value::as_str).and_then(|s| s.parse().ok()))
+                    .map(|x| {
+                        x.get("id")
+                            .and_then(Value::as_str)
+                            .and_then(|s| s.parse().ok())
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -199,7 +215,11 @@ async fn sat_filter(State(s): State<ApiState>, req: Request, next: Next) -> Resp
     }
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        return api_error(StatusCode::INTERNAL_SERVER_ERROR, ehash_api::codes::INTERNAL, "keyset listing too large");
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ehash_api::codes::INTERNAL,
+            "keyset listing too large",
+        );
     };
     let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
@@ -207,7 +227,11 @@ async fn sat_filter(State(s): State<ApiState>, req: Request, next: Next) -> Resp
     if let Some(list) = value.get_mut("keysets").and_then(Value::as_array_mut) {
         list.retain(|k| k.get("unit").and_then(Value::as_str) == Some("sat"));
         if list.is_empty() && path.starts_with("/v1/keys/") {
-            return api_error(StatusCode::NOT_FOUND, ehash_api::codes::NOT_SAT, "not a sat keyset");
+            return api_error(
+                StatusCode::NOT_FOUND,
+                ehash_api::codes::NOT_SAT,
+                "not a sat keyset",
+            );
         }
     }
     let mut parts = parts;

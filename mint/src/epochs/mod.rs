@@ -511,7 +511,11 @@ impl EpochBook {
             }),
             None => Err(ExchangeError::NotFinal {
                 epoch,
-                status: if epoch == s.current() { "open" } else { "closed" },
+                status: if epoch == s.current() {
+                    "open"
+                } else {
+                    "closed"
+                },
             }),
         }
     }

@@ -7,90 +7,9 @@ use crate::MintError;
 use cdk::nuts::Id;
 use ehash_protocol::economics::{net_reward_sat, MSAT_PER_SAT};
 use ehash_protocol::messages as m;
-use serde::Serialize;
 use std::collections::HashMap;
 
-/// A block's contribution to one epoch.
-#[derive(Debug, Clone, Serialize)]
-pub struct BlockCredit {
-    /// Block hash (display order hex).
-    pub hash: String,
-    /// Height.
-    pub height: u32,
-    /// Epoch it was found in.
-    pub found_in_epoch: u32,
-    /// Coinbase value, sats.
-    pub reward_sat: u64,
-    /// `pending`, `matured` or `orphaned`.
-    pub status: &'static str,
-    /// Confirmations last reported.
-    pub confirmations: u32,
-    /// Millisats it pays this epoch (expected, while pending).
-    pub credit_msat: u64,
-}
-
-/// One epoch's line.
-#[derive(Debug, Clone, Serialize)]
-pub struct EpochReport {
-    /// Epoch number.
-    pub epoch: u32,
-    /// Keyset id.
-    pub keyset_id: Option<String>,
-    /// Height of its first block.
-    pub start_height: u32,
-    /// `open`, `closed` or `final`.
-    pub status: &'static str,
-    /// Ehash issued for shares.
-    pub issued: u64,
-    /// Ehash still unspent.
-    pub outstanding: u64,
-    /// Ehash turned into sats (issued − outstanding).
-    pub redeemed: u64,
-    /// Fixed credit, millisats (final epochs).
-    pub credit_msat: Option<u64>,
-    /// Credit from matured blocks so far.
-    pub matured_credit_msat: u64,
-    /// Credit if every pending block matures.
-    pub expected_credit_msat: u64,
-    /// Rate as `credit_msat / issued` millisats per HASH (final epochs; for display — payouts
-    /// use the exact fraction).
-    pub rate_msat_per_hash: Option<f64>,
-    /// Millisats owed to the outstanding ehash at the rate (final epochs).
-    pub owed_msat: Option<u64>,
-    /// Blocks that pay it.
-    pub blocks: Vec<BlockCredit>,
-}
-
-/// The whole report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Liabilities {
-    /// Network blocks per epoch.
-    pub epoch_blocks: u32,
-    /// Epochs a block pays.
-    pub accrual_epochs: u32,
-    /// Pool fee, ppm.
-    pub pool_fee_ppm: u32,
-    /// Current epoch.
-    pub current_epoch: u32,
-    /// Height being mined, as last reported.
-    pub tip_height: Option<u32>,
-    /// Epochs, newest first.
-    pub epochs: Vec<EpochReport>,
-    /// Blocks found.
-    pub blocks_found: u64,
-    /// Sum of rewards of matured blocks, sats.
-    pub matured_rewards_sat: u64,
-    /// The same after the pool fee, sats.
-    pub matured_net_sat: u64,
-    /// Sum of fixed credits of final epochs, millisats.
-    pub final_credit_msat: u64,
-    /// Epochs that are final.
-    pub epochs_final: u64,
-    /// Millisats owed to all outstanding ehash of final epochs.
-    pub owed_msat: u64,
-    /// `final_credit_msat <= matured_net_sat * 1000`.
-    pub solvent: bool,
-}
+pub use ehash_api::{BlockCredit, EpochReport, Liabilities};
 
 fn status_name(s: u8) -> &'static str {
     match s {
@@ -147,7 +66,7 @@ impl EpochBook {
                     height: b.height,
                     found_in_epoch: b.epoch,
                     reward_sat: b.reward,
-                    status: status_name(b.status),
+                    status: status_name(b.status).to_string(),
                     confirmations: b.confirmations,
                     credit_msat: if b.status == m::BLOCK_ORPHANED {
                         0
@@ -181,7 +100,7 @@ impl EpochBook {
                 epoch: e,
                 keyset_id: row.keyset_id.clone(),
                 start_height: row.start_height,
-                status,
+                status: status.to_string(),
                 issued: row.issued,
                 outstanding,
                 redeemed: row.issued.saturating_sub(outstanding),

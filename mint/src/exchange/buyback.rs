@@ -78,7 +78,9 @@ impl Buyback {
         let now = now_secs();
         quotes.retain(|_, q| q.expiry >= now);
         if quotes.len() >= MAX_QUOTES {
-            return Err(ExchangeError::Invalid("too many open quotes; retry later".into()));
+            return Err(ExchangeError::Invalid(
+                "too many open quotes; retry later".into(),
+            ));
         }
         quotes.insert(quote.quote.clone(), quote.clone());
         tracing::info!(quote = %quote.quote, epoch, amount, sat = quote.sat, "buyback quoted");
@@ -113,7 +115,9 @@ impl Buyback {
             }
             // The epoch must still be open to buyback (it may have become final meanwhile).
             ledger.epochs().buyback_epoch(&quote.keyset_id)?;
-            Ok(quote.sat.saturating_mul(ehash_protocol::economics::MSAT_PER_SAT))
+            Ok(quote
+                .sat
+                .saturating_mul(ehash_protocol::economics::MSAT_PER_SAT))
         })
         .await;
         if let Err(e) = &result {

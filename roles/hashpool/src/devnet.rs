@@ -86,6 +86,18 @@ pub struct DevnetReport {
     pub chain_height: u32,
     /// Wallet proofs the mint reported UNSPENT (HTTP checkstate).
     pub unspent_checked: u64,
+    /// Epochs whose rate is fixed.
+    pub epochs_final: u64,
+    /// Ehash of final epochs the wallet redeemed at the end of the run.
+    pub ehash_redeemed: u64,
+    /// Sats that redemption paid.
+    pub sats_redeemed: u64,
+    /// Rewards of matured blocks found by the pool, sats.
+    pub matured_rewards_sats: u64,
+    /// Sats the mint ever issued (redemptions and buybacks).
+    pub sats_issued: u64,
+    /// The mint's proof of liabilities balances: final credits ≤ matured rewards − fees.
+    pub solvent: bool,
 }
 
 /// A running stack.
@@ -229,6 +241,10 @@ impl DevnetStack {
         let (proofs, unspent) = wallet.check_unspent().await?;
         let dleq_ok = wallet.verify_all().await?;
         let chain_height = self.tp.state.chain.tip()?.height;
+        self.settle_blocks(Duration::from_secs(20)).await;
+        let redeemed = wallet.redeem_final().await?;
+        let liabilities = self.mint.ledger.epochs().liabilities().await?;
+        let sats_issued = self.mint.ledger.stats().await?.sat_issued;
         Ok(DevnetReport {
             shares_accepted: p.shares_accepted,
             ehash_accepted: p.ehash_requested,
@@ -239,7 +255,30 @@ impl DevnetStack {
             blocks_found: p.blocks_found,
             chain_height,
             unspent_checked: unspent as u64,
+            epochs_final: liabilities.epochs_final,
+            ehash_redeemed: redeemed.hash,
+            sats_redeemed: redeemed.sat,
+            matured_rewards_sats: liabilities.matured_rewards_sat,
+            sats_issued,
+            solvent: liabilities.solvent,
         })
+    }
+
+    /// Waits until the pool has followed its blocks once more and the mint acknowledged every
+    /// block state, so the epochs reflect the chain as it stands.
+    pub async fn settle_blocks(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        // Two poll intervals of the devnet pool's follower.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        while Instant::now() < deadline {
+            match self.pool.blocks.unacked() {
+                Ok(u) if u.is_empty() => return,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read found blocks"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        tracing::warn!("block states not acknowledged by the mint before the timeout");
     }
 
     /// Stops every role; the chain is flushed to disk.

@@ -5,6 +5,7 @@ pub mod devnet;
 pub mod process_stack;
 pub mod soak;
 pub mod stack_configs;
+pub mod wallet_cli;
 
 pub use devnet::{DevnetOptions, DevnetReport, DevnetStack};
 pub use stack_configs::{DevnetPorts, StackConfigs};

@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hashpool::config_file;
 use hashpool::{DevnetOptions, DevnetPorts, DevnetStack, StackConfigs};
-use hashpool_translator::EhashWallet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -65,7 +64,7 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
         #[command(subcommand)]
-        action: WalletAction,
+        action: hashpool::wallet_cli::WalletAction,
     },
     /// Benchmarks.
     Bench {
@@ -169,22 +168,6 @@ enum BenchAction {
 enum PoolAction {
     /// Ehash shares the pool acknowledged (durable totals) and requests still open.
     Stats {
-        /// One JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum WalletAction {
-    /// Balance and proofs from the wallet database (no network).
-    Balance {
-        /// One JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Recover everything the mint signed for this wallet's seed (NUT-09), then print the balance.
-    Restore {
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -412,20 +395,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Wallet { config, action } => {
             let config: hashpool_translator::TranslatorConfig = config_file::load(&config)?;
-            let json = match action {
-                WalletAction::Balance { json } => json,
-                WalletAction::Restore { json } => {
-                    let w = EhashWallet::open_existing(&config.data_dir).await?;
-                    w.restore().await.context("restore from the mint")?;
-                    json
-                }
-            };
-            let s = EhashWallet::summarize_offline(&config.data_dir).await?;
-            print_report(
-                &s,
-                json,
-                &format!("balance={} proofs={}", s.balance, s.proofs),
-            )
+            hashpool::wallet_cli::run(&config, action).await
         }
         Command::Miner {
             config,

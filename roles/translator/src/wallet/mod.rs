@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+mod exchange;
+pub use exchange::{split_amount, EpochHolding, Holdings, SatsReceived};
+pub mod mint_api;
 mod restore;
 pub use restore::Restored;
 
@@ -44,6 +47,20 @@ pub enum WalletError {
     /// Derivation failed.
     #[error("derivation: {0}")]
     Derive(String),
+    /// The mint could not be reached or answered nonsense.
+    #[error("mint: {0}")]
+    Mint(String),
+    /// The mint refused the request.
+    #[error("mint refused ({code}): {detail}")]
+    Refused {
+        /// Stable code (`ehash_api::codes`).
+        code: String,
+        /// Explanation.
+        detail: String,
+    },
+    /// The wallet cannot do what was asked with what it holds.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// A blinded message we sent and the secrets to unblind its signature.
@@ -65,10 +82,13 @@ const COUNTER_BLOCK: u32 = 256;
 /// The translator's ehash wallet.
 pub struct EhashWallet {
     wallet: Wallet,
+    /// The same database and seed, for the sat ecash redemptions pay (the mint's `/sat` view).
+    sat_wallet: Wallet,
     seed: [u8; 64],
     /// Reserved, not yet used counters per keyset: `[next, end)`.
     counters: Mutex<HashMap<Id, (u32, u32)>>,
-    keys: Mutex<HashMap<Id, Keys>>,
+    /// Keys per keyset, and whether the keyset is the sat unit's.
+    keys: Mutex<HashMap<Id, (Keys, bool)>>,
     outstanding: Mutex<HashMap<[u8; 33], Outstanding>>,
     /// Blinded messages of shares the pool rejected: never signed, so used again for the next
     /// shares instead of burning counters (a run of rejections, e.g. while the mint is down,
@@ -126,6 +146,8 @@ pub struct WalletSummary {
     pub balance: u64,
     /// Unspent proofs.
     pub proofs: u64,
+    /// Unspent sats (from redemptions and sales).
+    pub sat: u64,
     /// Mints the wallet knows.
     pub mints: Vec<String>,
 }
@@ -159,9 +181,21 @@ impl EhashWallet {
                 .checked_add(u64::from(p.proof.amount))
                 .ok_or_else(|| WalletError::Derive("balance overflows u64".into()))?;
         }
+        let sat = db
+            .get_proofs(
+                None,
+                Some(CurrencyUnit::Sat),
+                Some(vec![State::Unspent]),
+                None,
+            )
+            .await?
+            .iter()
+            .map(|p| u64::from(p.proof.amount))
+            .sum();
         Ok(WalletSummary {
             balance,
             proofs: proofs.len() as u64,
+            sat,
             mints,
         })
     }
@@ -169,13 +203,18 @@ impl EhashWallet {
     /// Opens an existing wallet for the mint it already knows (for restore from the CLI).
     pub async fn open_existing(data_dir: &Path) -> Result<Arc<Self>, WalletError> {
         let summary = Self::summarize_offline(data_dir).await?;
-        let url = match summary.mints.as_slice() {
+        // The sat view of the same mint is not a mint of its own.
+        let ehash_mints: Vec<String> = summary
+            .mints
+            .into_iter()
+            .filter(|m| !m.trim_end_matches('/').ends_with(ehash_api::SAT_MINT_PATH))
+            .collect();
+        let url = match ehash_mints.as_slice() {
             [one] => one.clone(),
             [] => return Err(WalletError::Missing("a mint in the wallet database".into())),
             _ => {
                 return Err(WalletError::Derive(format!(
-                    "wallet knows several mints: {:?}",
-                    summary.mints
+                    "wallet knows several mints: {ehash_mints:?}"
                 )))
             }
         };
@@ -189,15 +228,27 @@ impl EhashWallet {
         let url: MintUrl = mint_url
             .parse()
             .map_err(|e| WalletError::Derive(format!("mint url {mint_url}: {e}")))?;
+        let sat_url: MintUrl = mint_api::MintApi::new(mint_url)
+            .sat_url()
+            .parse()
+            .map_err(|e| WalletError::Derive(format!("sat mint url of {mint_url}: {e}")))?;
         let wallet = WalletBuilder::new()
             .mint_url(url)
             .unit(CurrencyUnit::custom("HASH"))
+            .localstore(db.clone())
+            .seed(seed)
+            .without_rate_limiting()
+            .build()?;
+        let sat_wallet = WalletBuilder::new()
+            .mint_url(sat_url)
+            .unit(CurrencyUnit::Sat)
             .localstore(db)
             .seed(seed)
             .without_rate_limiting()
             .build()?;
         Ok(Arc::new(Self {
             wallet,
+            sat_wallet,
             seed,
             counters: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
@@ -211,24 +262,47 @@ impl EhashWallet {
         &self.wallet
     }
 
+    /// The CDK wallet of the sats redemptions pay.
+    pub fn sat(&self) -> &Wallet {
+        &self.sat_wallet
+    }
+
     async fn keys(&self, keyset: Id) -> Result<Keys, WalletError> {
-        if let Some(k) = self.keys.lock().ok().and_then(|m| m.get(&keyset).cloned()) {
-            return Ok(k);
-        }
-        // A keyset the cache does not know yet is new (the mint rotated): ask the mint.
-        let ks = match self.wallet.keyset(keyset).await {
-            Ok(ks) => ks,
-            Err(cdk::Error::UnknownKeySet) => {
-                self.wallet
-                    .keyset_with_policy(keyset, cdk::wallet::types::KeysetLoadPolicy::Refresh)
-                    .await?
+        Ok(self.keys_of(keyset).await?.0)
+    }
+
+    /// Keys of an ehash or sat keyset, and the wallet (unit) it belongs to. A keyset the cache
+    /// does not know yet is new (the mint rotated an epoch): the mint is asked again.
+    async fn keys_of(&self, keyset: Id) -> Result<(Keys, &Wallet), WalletError> {
+        let cached = self.keys.lock().ok().and_then(|m| m.get(&keyset).cloned());
+        let refresh = cdk::wallet::types::KeysetLoadPolicy::Refresh;
+        let mut last = None;
+        for w in [&self.wallet, &self.sat_wallet] {
+            if let Some((k, is_sat)) = &cached {
+                if *is_sat == std::ptr::eq(w, &self.sat_wallet) {
+                    return Ok((k.clone(), w));
+                }
+                continue;
             }
-            Err(e) => return Err(e.into()),
-        };
-        if let Ok(mut m) = self.keys.lock() {
-            m.insert(keyset, ks.keys.clone());
+            let found = match w.keyset(keyset).await {
+                Err(cdk::Error::UnknownKeySet) => w.keyset_with_policy(keyset, refresh).await,
+                other => other,
+            };
+            match found {
+                Ok(ks) => {
+                    let is_sat = std::ptr::eq(w, &self.sat_wallet);
+                    if let Ok(mut m) = self.keys.lock() {
+                        m.insert(keyset, (ks.keys.clone(), is_sat));
+                    }
+                    return Ok((ks.keys, w));
+                }
+                Err(e) => last = Some(e),
+            }
         }
-        Ok(ks.keys)
+        Err(last.map_or(
+            WalletError::Cdk(cdk::Error::UnknownKeySet),
+            WalletError::Cdk,
+        ))
     }
 
     /// Takes the next durably reserved counter for `keyset`, reserving a new block (one
@@ -381,7 +455,7 @@ impl EhashWallet {
                 s: SecretKey::from_slice(&dleq_s).map_err(|e| bad(e.to_string()))?,
             }),
         };
-        let keys = self.keys(s.keyset).await?;
+        let (keys, owner) = self.keys_of(s.keyset).await?;
         let key = keys
             .amount_key(Amount::from(amount))
             .ok_or_else(|| bad(format!("keyset has no key for amount {amount}")))?;
@@ -393,9 +467,9 @@ impl EhashWallet {
             .ok_or_else(|| bad("no proof constructed".into()))?;
         Ok(ProofInfo::new(
             proof,
-            self.wallet.mint_url.clone(),
+            owner.mint_url.clone(),
             State::Unspent,
-            self.wallet.unit.clone(),
+            owner.unit.clone(),
         )?
         .with_derivation_index(out.counter))
     }
