@@ -44,6 +44,7 @@ pub async fn swap_in_epoch(
         .verify_inputs(inputs)
         .await
         .map_err(ExchangeError::from_cdk)?;
+    super::refuse_known_inputs(mint, inputs).await?;
     request
         .verify_spending_conditions()
         .map_err(|e| ExchangeError::Invalid(format!("spending conditions: {e}")))?;

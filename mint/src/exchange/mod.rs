@@ -42,6 +42,7 @@ pub async fn exchange(
     if v_in.amount.unit() != ledger.unit() {
         return Err(ExchangeError::NotEhash);
     }
+    refuse_known_inputs(mint, &inputs).await?;
     let v_out = mint
         .verify_outputs(&outputs)
         .map_err(ExchangeError::from_cdk)?;
@@ -91,6 +92,31 @@ pub async fn exchange(
         sat,
         msat,
     })
+}
+
+/// Early, clear refusal of inputs the mint already saw spent or pending (the transaction in
+/// [`spend_and_store`] stays the guarantee).
+pub(crate) async fn refuse_known_inputs(mint: &Mint, inputs: &Proofs) -> Result<(), ExchangeError> {
+    let ys = inputs
+        .iter()
+        .map(|p| p.y())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ExchangeError::Invalid(e.to_string()))?;
+    let states = mint
+        .localstore()
+        .get_proofs_states(&ys)
+        .await
+        .map_err(|e| ExchangeError::Internal(e.to_string()))?;
+    for state in states.into_iter().flatten() {
+        match state {
+            State::Spent => return Err(ExchangeError::AlreadySpent),
+            State::Pending | State::Reserved | State::PendingSpent => {
+                return Err(ExchangeError::Pending)
+            }
+            State::Unspent => {}
+        }
+    }
+    Ok(())
 }
 
 /// In one transaction: marks `inputs` spent (refusing any already known to the mint) and stores

@@ -85,6 +85,10 @@ fn ehash_payload(msg_type: u8, payload: &[u8]) {
         m::MSG_SIGN_REQUEST => dec::<m::SignRequest>(payload),
         m::MSG_SIGN_RESPONSE => dec::<m::SignResponse>(payload),
         m::MSG_SIGN_ERROR => dec::<m::SignError>(payload),
+        m::MSG_MINT_EPOCH => dec::<m::MintEpoch>(payload),
+        m::MSG_CHAIN_TIP => dec::<m::ChainTip>(payload),
+        m::MSG_BLOCK_REPORT => dec::<m::BlockReport>(payload),
+        m::MSG_BLOCK_ACK => dec::<m::BlockAck>(payload),
         _ => {}
     }
 }

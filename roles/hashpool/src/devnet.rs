@@ -43,6 +43,8 @@ pub struct DevnetOptions {
     pub maturity: u32,
     /// Pool fee, parts per million.
     pub pool_fee_ppm: u32,
+    /// Seconds a buyback quote stays valid.
+    pub buyback_quote_secs: u64,
 }
 
 impl Default for DevnetOptions {
@@ -61,6 +63,7 @@ impl Default for DevnetOptions {
             accrual_epochs: 2,
             maturity: 3,
             pool_fee_ppm: 20_000,
+            buyback_quote_secs: 60,
         }
     }
 }

@@ -102,9 +102,12 @@ struct DevnetRunArgs {
     /// Target seconds between blocks.
     #[arg(long, default_value_t = 10.0)]
     block_interval: f64,
-    /// Stop after this many blocks found and print a JSON report.
+    /// Stop after this many blocks found, redeem the wallet's final-epoch ehash and print a
+    /// JSON report.
     #[arg(long)]
     until_blocks: Option<u64>,
+    #[command(flatten)]
+    epochs: EpochArgs,
 }
 
 #[derive(Subcommand)]
@@ -115,8 +118,8 @@ enum DevnetAction {
         /// Data directory (configs go here, each role's data in a subdirectory).
         #[arg(long, default_value = ".hashpool/devnet")]
         data_dir: PathBuf,
-        /// First of six consecutive ports (TP, mint link, mint HTTP, pool, SV1, pool metrics); default the
-        /// fixed devnet ports.
+        /// First of seven consecutive ports (TP, mint link, mint HTTP, pool, SV1, pool metrics,
+        /// TP RPC); default the fixed devnet ports.
         #[arg(long)]
         port_base: Option<u16>,
         /// Hashing threads of the miner.
@@ -128,7 +131,33 @@ enum DevnetAction {
         /// Shares per minute the pool's vardiff aims at, per channel.
         #[arg(long, default_value_t = 30.0)]
         shares_per_minute: f64,
+        #[command(flatten)]
+        epochs: EpochArgs,
     },
+    /// Orphan the last `--depth` blocks: the template provider mines a longer competing branch
+    /// in its kernel (through its JSON-RPC, `hashpool_reorg`).
+    Reorg {
+        /// The template provider's config file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Blocks to orphan.
+        #[arg(long, default_value_t = 1)]
+        depth: u32,
+    },
+}
+
+/// Epoch settings of a devnet.
+#[derive(clap::Args, Clone, Copy)]
+struct EpochArgs {
+    /// Network blocks per epoch.
+    #[arg(long, default_value_t = 5)]
+    epoch_blocks: u32,
+    /// Epochs a found block pays.
+    #[arg(long, default_value_t = 2)]
+    accrual_epochs: u32,
+    /// Confirmations until a block's reward counts.
+    #[arg(long, default_value_t = 3)]
+    maturity: u32,
 }
 
 #[derive(Subcommand)]
@@ -266,6 +295,7 @@ async fn main() -> anyhow::Result<()> {
                     threads,
                     block_interval,
                     shares_per_minute,
+                    epochs,
                 }),
             ..
         } => {
@@ -277,6 +307,9 @@ async fn main() -> anyhow::Result<()> {
                 threads,
                 block_interval_secs: block_interval,
                 shares_per_minute,
+                epoch_blocks: epochs.epoch_blocks,
+                accrual_epochs: epochs.accrual_epochs,
+                maturity: epochs.maturity,
                 ..Default::default()
             };
             let ports = port_base.map_or(DevnetPorts::FIXED, DevnetPorts::from_base);
@@ -286,12 +319,38 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Devnet {
+            action: Some(DevnetAction::Reorg { config, depth }),
+            ..
+        } => {
+            let tp: hashpool_devnet::TemplateProviderConfig = config_file::load(&config)?;
+            let rpc = tp
+                .rpc_listen
+                .with_context(|| format!("{}: `rpc_listen` is not set", config.display()))?;
+            let client = hashpool_pool::chain_view::BitcoinRpc::new(
+                hashpool_pool::chain_view::ChainRpcConfig {
+                    url: format!("http://{rpc}"),
+                    cookie_file: Some(tp.data_dir.join(hashpool_devnet::rpc::COOKIE_FILE)),
+                    user: None,
+                    password: None,
+                },
+            );
+            let answer = client
+                .call("hashpool_reorg", serde_json::json!([depth]))
+                .await
+                .context("devnet reorg")?;
+            println!("{answer}");
+            Ok(())
+        }
         Command::Devnet { action: None, run } => {
             let opts = DevnetOptions {
                 data_dir: run.data_dir,
                 miners: run.miners,
                 threads: run.threads,
                 block_interval_secs: run.block_interval,
+                epoch_blocks: run.epochs.epoch_blocks,
+                accrual_epochs: run.epochs.accrual_epochs,
+                maturity: run.epochs.maturity,
                 ..Default::default()
             };
             run_devnet(opts, run.until_blocks).await

@@ -141,7 +141,7 @@ impl StackConfigs {
                 accrual_epochs: o.accrual_epochs,
                 pool_fee_ppm: o.pool_fee_ppm,
                 buyback_discount_ppm: 100_000,
-                buyback_quote_secs: 60,
+                buyback_quote_secs: o.buyback_quote_secs,
             },
             pool: PoolConfig {
                 data_dir: d.join("pool"),

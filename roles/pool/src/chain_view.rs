@@ -111,7 +111,8 @@ impl BitcoinRpc {
         )))
     }
 
-    async fn call(&self, method: &'static str, params: Value) -> Result<Value, ChainViewError> {
+    /// Calls `method` with `params`; the `result` of the answer.
+    pub async fn call(&self, method: &'static str, params: Value) -> Result<Value, ChainViewError> {
         let transport = |reason: String| ChainViewError::Transport {
             url: self.config.url.clone(),
             reason,
