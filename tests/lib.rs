@@ -57,3 +57,80 @@ pub fn translator_config(
     cfg.pool_address = stack.pool.addr.to_string();
     cfg
 }
+
+/// A raw mint-link session authenticated with the devnet pool's own key: for tests that send
+/// the mint requests the pool would never send.
+pub struct MintLinkSession {
+    reader: sv2_io::FrameReader,
+    sender: sv2_io::FrameSender,
+}
+
+impl MintLinkSession {
+    /// Connects and authenticates as the pool of the devnet in `opts.data_dir`.
+    pub async fn open(opts: &DevnetOptions, stack: &hashpool::DevnetStack) -> Self {
+        use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
+        let keys = sv2_io::AuthorityKeypair::load_or_generate(
+            &opts.data_dir.join("pool").join("authority.key"),
+        )
+        .expect("pool key");
+        let (mut reader, sender) =
+            sv2_io::connect(&stack.mint.link_addr.to_string(), &stack.mint.authority)
+                .await
+                .expect("mint link");
+        let mut frame = reader.next().await.expect("challenge");
+        let challenge: m::MintChallenge = m::decode(frame.payload()).expect("challenge");
+        let sig = auth::sign_challenge(
+            &keys.keypair().expect("keypair"),
+            &challenge.nonce.to_array(),
+            &stack.mint.authority.0,
+        );
+        let answer = m::MintAuth {
+            pool_pubkey: keys.public().0.into(),
+            signature: sig.into(),
+        };
+        let f = sv2_io::encode(answer, m::MSG_MINT_AUTH, EXTENSION_TYPE_MINT_LINK, false)
+            .expect("encode");
+        sender.send(f).await.expect("send auth");
+        let frame = reader.next().await.expect("ready");
+        assert_eq!(
+            sv2_io::frame::kind(&frame),
+            (EXTENSION_TYPE_MINT_LINK, m::MSG_MINT_READY)
+        );
+        Self { reader, sender }
+    }
+
+    /// Sends one sign request and returns the answer: `Ok(keyset that signed)` or the error code.
+    pub async fn sign(
+        &mut self,
+        keyset: &[u8],
+        blinded: [u8; 33],
+        amount: u64,
+    ) -> Result<Vec<u8>, String> {
+        use ehash_protocol::{messages as m, EXTENSION_TYPE_MINT_LINK};
+        let req = m::SignRequest {
+            request_id: 7,
+            amount,
+            keyset_id: m::b0255(keyset).expect("keyset"),
+            blinded: m::b0255(&blinded).expect("point"),
+            replay: false,
+        };
+        let f = sv2_io::encode(req, m::MSG_SIGN_REQUEST, EXTENSION_TYPE_MINT_LINK, false)
+            .expect("encode");
+        self.sender.send(f).await.expect("send");
+        loop {
+            let mut frame = self.reader.next().await.expect("answer");
+            match sv2_io::frame::kind(&frame) {
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_RESPONSE) => {
+                    let r: m::SignResponse = m::decode(frame.payload()).expect("response");
+                    return Ok(r.keyset_id.into_bytes());
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_ERROR) => {
+                    let e: m::SignError = m::decode(frame.payload()).expect("error");
+                    return Err(m::read_str(&e.error_code).expect("utf8"));
+                }
+                // Epoch announcements and the like.
+                _ => continue,
+            }
+        }
+    }
+}

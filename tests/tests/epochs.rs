@@ -275,6 +275,61 @@ async fn final_epochs_pay_what_their_matured_blocks_earned() {
         mint.sat_issued
     );
 
+    // A stock CDK wallet (its own seed and database) at the sat mint's URL takes a token of
+    // redeemed sats: the sats are ordinary Cashu ecash.
+    // (A small amount: CDK 0.18.3's proof selection overflows in debug builds when asked for
+    // billions of sats.)
+    let small = Amount::from(1000u64.min(w.sat_balance().await.unwrap()));
+    let prepared = w
+        .sat()
+        .prepare_send(small, cdk::wallet::SendOptions::default())
+        .await
+        .expect("prepare sat send");
+    let sat_token = prepared.confirm(None).await.expect("sat token");
+    let stranger_dir = opts.data_dir.join("stranger");
+    std::fs::create_dir_all(&stranger_dir).unwrap();
+    let stranger = cdk::wallet::WalletBuilder::new()
+        .mint_url(w.api().sat_url().parse().unwrap())
+        .unit(cdk::nuts::CurrencyUnit::Sat)
+        .localstore(Arc::new(
+            cdk_sqlite::WalletSqliteDatabase::new(&stranger_dir.join("w.sqlite"))
+                .await
+                .unwrap(),
+        ))
+        .seed(rand::random::<[u8; 32]>().repeat(2).try_into().unwrap())
+        .without_rate_limiting()
+        .build()
+        .unwrap();
+    let got = stranger
+        .receive(
+            &sat_token.to_string(),
+            cdk::wallet::ReceiveOptions::default(),
+        )
+        .await
+        .expect("a stock wallet receives redeemed sats");
+    assert_eq!(got, small);
+
+    // The mint signs nothing for a final epoch's keyset (retired) or an unknown one; a request
+    // blinded for a closed epoch that is not final yet is signed with the active keyset.
+    let mut link = hashpool_tests::MintLinkSession::open(&opts, &stack).await;
+    let point = || SecretKey::generate().public_key().to_bytes();
+    assert_eq!(
+        link.sign(&fin_keyset.to_bytes(), point(), 1).await,
+        Err(ehash_protocol::ERR_RETIRED_KEYSET.to_string())
+    );
+    assert_eq!(
+        link.sign(&[0u8; 33], point(), 1).await,
+        Err(ehash_protocol::ERR_UNKNOWN_KEYSET.to_string())
+    );
+    let active = stack.mint.ledger.active_keyset().unwrap();
+    if let Some(closed) = report.epochs.iter().find(|e| e.status == "closed") {
+        let closed: Id = closed.keyset_id.as_deref().unwrap().parse().unwrap();
+        assert_eq!(
+            link.sign(&closed.to_bytes(), point(), 1).await,
+            Ok(active.to_bytes())
+        );
+    }
+
     // The sat mint lists only sat keysets; the ehash mint lists both.
     let sat_view: serde_json::Value = w.api().get("/sat/v1/keysets").await.unwrap();
     let units: Vec<&str> = sat_view["keysets"]
