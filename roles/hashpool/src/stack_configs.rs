@@ -228,6 +228,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/devnet");
+        let _: TemplateProviderConfig =
+            crate::config_file::load(&dir.join("template-provider.toml")).unwrap();
+        let mint: MintConfig = crate::config_file::load(&dir.join("mint.toml")).unwrap();
+        let pool: PoolConfig = crate::config_file::load(&dir.join("pool.toml")).unwrap();
+        let _: TranslatorConfig = crate::config_file::load(&dir.join("translator.toml")).unwrap();
+        assert_eq!(mint.epoch_blocks, 5);
+        assert!(pool.chain_rpc.is_some());
+    }
+
+    #[test]
     fn written_configs_load_back_and_share_keys() {
         let dir =
             std::env::temp_dir().join(format!("hashpool-stack-configs-{}", std::process::id()));
