@@ -330,6 +330,23 @@ async fn final_epochs_pay_what_their_matured_blocks_earned() {
         );
     }
 
+    // The seed alone, on a new machine, restores every unspent proof: ehash of every epoch
+    // (signed by whichever keyset) and sats.
+    let fresh = opts.data_dir.join("restored-wallet");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(
+        opts.data_dir.join("translator").join("wallet.seed"),
+        fresh.join("wallet.seed"),
+    )
+    .unwrap();
+    let restored = EhashWallet::open(&fresh, &stack.mint.http_url)
+        .await
+        .expect("wallet from seed");
+    let r = restored.restore().await.expect("restore");
+    assert_eq!(r.unspent, w.balance().await.unwrap(), "{r:?}");
+    let sats = restored.sat().restore().await.expect("sat restore");
+    assert_eq!(u64::from(sats.unspent), w.sat_balance().await.unwrap());
+
     // The sat mint lists only sat keysets; the ehash mint lists both.
     let sat_view: serde_json::Value = w.api().get("/sat/v1/keysets").await.unwrap();
     let units: Vec<&str> = sat_view["keysets"]

@@ -61,8 +61,12 @@ pub enum WalletAction {
         #[arg(long)]
         json: bool,
     },
-    /// Recover everything the mint signed for this wallet's seed (NUT-09), then print the balance.
+    /// Recover everything the mint signed for this wallet's seed (NUT-09), then print the
+    /// balance. On a new machine, put the old `wallet.seed` into the data dir and give the mint.
     Restore {
+        /// The mint's URL (needed when the data dir has only the seed, no wallet database).
+        #[arg(long)]
+        mint_url: Option<String>,
         /// One JSON object.
         #[arg(long)]
         json: bool,
@@ -79,9 +83,18 @@ fn print<T: Serialize>(value: &T, json: bool, text: String) -> anyhow::Result<()
 }
 
 async fn open(config: &TranslatorConfig) -> anyhow::Result<Arc<EhashWallet>> {
-    match &config.mint_url {
+    open_at(config, None).await
+}
+
+async fn open_at(
+    config: &TranslatorConfig,
+    mint_url: Option<&str>,
+) -> anyhow::Result<Arc<EhashWallet>> {
+    match mint_url.or(config.mint_url.as_deref()) {
         Some(url) => Ok(EhashWallet::open(&config.data_dir, url).await?),
-        None => Ok(EhashWallet::open_existing(&config.data_dir).await?),
+        None => Ok(EhashWallet::open_existing(&config.data_dir)
+            .await
+            .context("no wallet database yet: pass --mint-url")?),
     }
 }
 
@@ -190,8 +203,8 @@ pub async fn run(config: &TranslatorConfig, action: WalletAction) -> anyhow::Res
             let text = format!("sold {} HASH of epoch {epoch} for {} sat", r.hash, r.sat);
             print(&r, json, text)
         }
-        WalletAction::Restore { json } => {
-            let w = open(config).await?;
+        WalletAction::Restore { mint_url, json } => {
+            let w = open_at(config, mint_url.as_deref()).await?;
             let r = w.restore().await.context("restore from the mint")?;
             let sat = w.sat().restore().await.context("restoring sats")?;
             let s = EhashWallet::summarize_offline(&config.data_dir).await?;
