@@ -42,6 +42,8 @@ pub struct MintStats {
     pub active_keyset: String,
     /// Current epoch.
     pub epoch: u32,
+    /// Ehash issued for shares, summed over the epochs (the epoch ledger's own count).
+    pub epochs_issued: u64,
     /// Signatures issued by this process.
     pub signed_since_start: u64,
     /// Requests refused by this process.
@@ -70,6 +72,20 @@ pub struct EhashLedger {
 impl EhashLedger {
     /// Opens (or creates) the mint database and keysets in `config.data_dir`.
     pub async fn open(config: &MintConfig, http_url: &str) -> Result<Self, MintError> {
+        Self::open_with(config, http_url, true).await
+    }
+
+    /// Opens the ledger to read it while the mint may be running: a signing batch left
+    /// unsettled is the running mint's to settle, not ours.
+    pub async fn inspect(config: &MintConfig, http_url: &str) -> Result<Self, MintError> {
+        Self::open_with(config, http_url, false).await
+    }
+
+    async fn open_with(
+        config: &MintConfig,
+        http_url: &str,
+        settle_pending: bool,
+    ) -> Result<Self, MintError> {
         if config.max_amount_log2 > MAX_AMOUNT_LOG2 {
             return Err(MintError::Config {
                 key: "max_amount_log2",
@@ -111,6 +127,7 @@ impl EhashLedger {
             mint.clone(),
             unit.clone(),
             amounts,
+            settle_pending,
         )
         .await?;
         let ledger = Self {
@@ -211,6 +228,7 @@ impl EhashLedger {
             signatures,
             active_keyset: active.to_string(),
             epoch: self.epochs.current_epoch(),
+            epochs_issued: self.epochs.issued_total(),
             signed_since_start: self.counters.signed.load(Ordering::Relaxed),
             refused_since_start: self.counters.refused.load(Ordering::Relaxed),
             replayed_since_start: self.counters.replayed.load(Ordering::Relaxed),

@@ -141,6 +141,7 @@ impl EpochBook {
         mint: Arc<Mint>,
         unit: CurrencyUnit,
         amounts: Vec<u64>,
+        settle_pending: bool,
     ) -> Result<Self, MintError> {
         if config.epoch_blocks == 0 {
             return Err(MintError::Config {
@@ -172,7 +173,7 @@ impl EpochBook {
             rotation: RwLock::new(()),
             announce,
         };
-        book.recover().await?;
+        book.recover(settle_pending).await?;
         Ok(book)
     }
 
@@ -191,7 +192,7 @@ impl EpochBook {
             })
     }
 
-    async fn recover(&self) -> Result<(), MintError> {
+    async fn recover(&self, settle_pending: bool) -> Result<(), MintError> {
         let mut epochs = self.store.epochs()?;
         let active = self.active_keyset()?.to_string();
         if epochs.is_empty() {
@@ -224,7 +225,9 @@ impl EpochBook {
                 ),
             });
         }
-        self.settle_pending().await?;
+        if settle_pending {
+            self.settle_pending().await?;
+        }
         let epochs = self.store.epochs()?;
         let blocks = self.store.blocks()?;
         {
@@ -322,9 +325,9 @@ impl EpochBook {
 
     /// Settles a batch (see [`store`]).
     pub fn settle_issue(&self, signed: &[IssueEntry], all: &[[u8; 33]]) -> Result<(), MintError> {
-        self.store.settle_issue(signed, all)?;
+        let counted = self.store.settle_issue(signed, all)?;
         let mut s = self.lock();
-        for (_, keyset, amount) in signed {
+        for (_, keyset, amount) in &counted {
             if let Some(e) = s.by_keyset.get(keyset).copied() {
                 if let Some(row) = s.epochs.get_mut(&e) {
                     row.issued = row.issued.saturating_add(*amount);
@@ -533,6 +536,11 @@ impl EpochBook {
     /// The configuration.
     pub fn config(&self) -> EpochConfig {
         self.config
+    }
+
+    /// Ehash issued for shares over all epochs.
+    pub fn issued_total(&self) -> u64 {
+        self.lock().epochs.values().map(|r| r.issued).sum()
     }
 
     /// The current epoch number.

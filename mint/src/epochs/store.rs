@@ -221,22 +221,34 @@ impl EpochStore {
     }
 
     /// Settles a batch: `signed` are the entries CDK committed (their amounts count as issued
-    /// to the epoch of their keyset); every other pending entry of `all` is dropped.
-    pub fn settle_issue(&self, signed: &[IssueEntry], all: &[[u8; 33]]) -> Result<(), StoreError> {
+    /// to the epoch of their keyset); every other pending entry of `all` is dropped. An entry
+    /// counts only if its pending row is still there, so settling twice counts once. Returns
+    /// the entries counted now.
+    pub fn settle_issue(
+        &self,
+        signed: &[IssueEntry],
+        all: &[[u8; 33]],
+    ) -> Result<Vec<IssueEntry>, StoreError> {
         self.with(|db| {
             let tx = db.transaction()?;
+            let mut counted = Vec::with_capacity(signed.len());
             {
                 let mut add = tx
                     .prepare_cached("UPDATE epoch SET issued = issued + ?2 WHERE keyset_id = ?1")?;
-                for (_, k, a) in signed {
-                    add.execute(params![k, i64_of(*a)])?;
-                }
                 let mut del = tx.prepare_cached("DELETE FROM pending_issue WHERE blinded = ?1")?;
+                for entry in signed {
+                    let (b, k, a) = entry;
+                    if del.execute(params![&b[..]])? == 1 {
+                        add.execute(params![k, i64_of(*a)])?;
+                        counted.push(entry.clone());
+                    }
+                }
                 for b in all {
                     del.execute(params![&b[..]])?;
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(counted)
         })
     }
 
@@ -312,5 +324,31 @@ impl EpochStore {
             )
             .optional()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuance_is_counted_once_whoever_settles() {
+        let dir = std::env::temp_dir().join(format!("epoch-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = EpochStore::open(&dir.join("epochs.sqlite")).unwrap();
+        store.open_epoch(0, 0, None, 1).unwrap();
+        store.set_keyset(0, "k0").unwrap();
+        let a: IssueEntry = ([2; 33], "k0".into(), 64);
+        let b: IssueEntry = ([3; 33], "k0".into(), 8);
+        store.begin_issue(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(store.pending_issue().unwrap().len(), 2);
+        // Only `a` was committed by CDK; both write-ahead rows go.
+        let counted = store.settle_issue(std::slice::from_ref(&a), &[a.0, b.0]).unwrap();
+        assert_eq!(counted, vec![a.clone()]);
+        // A second settlement (another process, a retry) counts nothing more.
+        assert!(store.settle_issue(std::slice::from_ref(&a), &[a.0]).unwrap().is_empty());
+        assert!(store.pending_issue().unwrap().is_empty());
+        assert_eq!(store.epochs().unwrap()[0].issued, 64);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -371,7 +371,7 @@ async fn main() -> anyhow::Result<()> {
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.http_listen));
-            let ledger = hashpool_mint::EhashLedger::open(&config, &url)
+            let ledger = hashpool_mint::EhashLedger::inspect(&config, &url)
                 .await
                 .context("open the mint database")?;
             let stats = ledger.stats().await?;

@@ -136,6 +136,12 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
         accepted,
         "mint issued == pool-acknowledged amounts"
     );
+    // The epoch ledger's own count (write-ahead, settled after each SIGKILL) agrees with CDK's.
+    assert_eq!(
+        u(&mint, "epochs_issued"),
+        accepted,
+        "issued per epoch == pool-acknowledged amounts"
+    );
     assert_eq!(
         u(&mint, "signatures"),
         u(&pool, "accepted_shares"),
