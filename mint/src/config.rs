@@ -27,6 +27,9 @@ pub struct MintConfig {
     /// Largest number of signatures committed in one database transaction.
     #[serde(default = "default_signer_batch")]
     pub signer_batch: usize,
+    /// Threads a signing batch is spread over (the cores the mint may use for signatures).
+    #[serde(default = "default_sign_threads")]
+    pub sign_threads: u32,
     /// Network blocks per epoch (one ehash keyset each).
     #[serde(default = "default_epoch_blocks")]
     pub epoch_blocks: u32,
@@ -50,6 +53,12 @@ fn default_buyback_discount_ppm() -> u32 {
 
 fn default_buyback_quote_secs() -> u64 {
     60
+}
+
+fn default_sign_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
 }
 
 fn default_epoch_blocks() -> u32 {

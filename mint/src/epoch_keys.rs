@@ -46,7 +46,9 @@ impl EpochKeys {
         })
     }
 
-    async fn keyset(&self, id: &Id) -> Result<Arc<MintKeySet>, MintError> {
+    /// The keys of keyset `id`, derived on first use. The first call reads the keyset table:
+    /// never call it inside an open transaction of the same database.
+    pub async fn keyset(&self, id: &Id) -> Result<Arc<MintKeySet>, MintError> {
         if let Some(k) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(k.clone());
         }
@@ -83,29 +85,66 @@ impl EpochKeys {
         Ok(keyset)
     }
 
-    /// Signs each message with the key of its own keyset and amount (with a DLEQ proof).
+    /// Signs each message (all of `keyset`) with the key of its amount, with a DLEQ proof, on up
+    /// to `threads` cores. Touches no database.
     pub async fn sign(
-        &self,
+        keyset: Arc<MintKeySet>,
         messages: &[BlindedMessage],
+        threads: usize,
     ) -> Result<Vec<BlindSignature>, MintError> {
-        let mut out = Vec::with_capacity(messages.len());
-        for m in messages {
-            let keyset = self.keyset(&m.keyset_id).await?;
+        if let Some(m) = messages.iter().find(|m| m.keyset_id != keyset.id) {
+            return Err(MintError::Http(format!(
+                "message for keyset {} in a batch for {}",
+                m.keyset_id, keyset.id
+            )));
+        }
+        // Below this, spreading over threads costs more than it saves.
+        const MIN_PER_THREAD: usize = 32;
+        let threads = threads.clamp(1, messages.len().div_ceil(MIN_PER_THREAD).max(1));
+        if threads == 1 {
+            return sign_chunk(messages, &keyset);
+        }
+        let messages = messages.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let chunk = messages.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = messages
+                    .chunks(chunk)
+                    .map(|c| scope.spawn(|| sign_chunk(c, &keyset)))
+                    .collect();
+                let mut out = Vec::with_capacity(messages.len());
+                for p in parts {
+                    let part = p
+                        .join()
+                        .map_err(|_| MintError::Http("a signing thread panicked".into()))??;
+                    out.extend(part);
+                }
+                Ok(out)
+            })
+        })
+        .await
+        .map_err(|e| MintError::Http(format!("signing task: {e}")))?
+    }
+}
+
+fn sign_chunk(
+    messages: &[BlindedMessage],
+    keyset: &MintKeySet,
+) -> Result<Vec<BlindSignature>, MintError> {
+    messages
+        .iter()
+        .map(|m| {
             let pair = keyset.keys.get(&m.amount).ok_or_else(|| {
                 MintError::Http(format!("keyset {} has no amount {}", m.keyset_id, m.amount))
             })?;
-            let c = cdk::dhke::sign_message(&pair.secret_key, &m.blinded_secret)
-                .map_err(|e| MintError::Http(e.to_string()))?;
-            let sig = BlindSignature::new(
+            crate::dleq::sign(
                 m.amount,
-                c,
                 m.keyset_id,
                 &m.blinded_secret,
                 &pair.secret_key,
+                &pair.public_key,
             )
-            .map_err(|e| MintError::Http(e.to_string()))?;
-            out.push(sig);
-        }
-        Ok(out)
-    }
+            .map_err(|e| MintError::Http(e.to_string()))
+        })
+        .collect()
 }

@@ -65,6 +65,7 @@ pub struct EhashLedger {
     epochs: EpochBook,
     epoch_keys: EpochKeys,
     max_amount_log2: u8,
+    sign_threads: usize,
     /// Counters of the signing path.
     pub counters: SignCounters,
 }
@@ -136,6 +137,7 @@ impl EhashLedger {
             epoch_keys,
             unit,
             max_amount_log2: config.max_amount_log2,
+            sign_threads: config.sign_threads.max(1) as usize,
             counters: SignCounters::default(),
         };
         ledger.active_keyset()?;
@@ -178,6 +180,11 @@ impl EhashLedger {
             .keysets
             .iter()
             .any(|k| k.id == *id && k.unit == self.unit)
+    }
+
+    /// Threads a signing batch may use.
+    pub fn sign_threads(&self) -> usize {
+        self.sign_threads
     }
 
     /// Largest amount exponent signed.

@@ -5,6 +5,7 @@
 //! standard Cashu HTTP API (keys, keysets, swap, checkstate, restore, info) through cdk-axum.
 
 pub mod config;
+pub mod dleq;
 pub mod epoch_keys;
 pub mod epochs;
 pub mod error;

@@ -5,6 +5,7 @@
 //! A signature is therefore durable before the pool sees it, at one fsync per batch rather than
 //! per share; the blinded message is the table's primary key, so nothing is ever signed twice.
 
+use crate::epoch_keys::EpochKeys;
 use crate::epochs::store::IssueEntry;
 use crate::EhashLedger;
 use cdk::nuts::{BlindSignature, BlindedMessage, Id, PublicKey};
@@ -137,11 +138,23 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
             return;
         }
     };
+    // The keys are loaded here, before the signing transaction: loading reads the keyset
+    // table of the same database, which would wait on our own write lock.
+    let keys = match ledger.epoch_keys().keyset(&active).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "active keyset keys unavailable; refusing batch");
+            for job in batch.drain(..) {
+                refuse(ledger, &job, m::ERR_MINT_INTERNAL);
+            }
+            return;
+        }
+    };
     let checked = check(ledger, active, batch);
     if checked.is_empty() {
         return;
     }
-    match store_signatures(ledger, &checked).await {
+    match store_signatures(ledger, &checked, keys).await {
         Ok(results) => {
             let (mut signed, mut replayed) = (0u64, 0u64);
             for (c, result) in checked.iter().zip(results) {
@@ -193,6 +206,7 @@ enum Stored {
 async fn store_signatures(
     ledger: &EhashLedger,
     checked: &[Checked],
+    keys: std::sync::Arc<cdk::nuts::MintKeySet>,
 ) -> Result<Vec<Stored>, String> {
     let store = ledger.mint().localstore();
     let mut tx = store.begin_transaction().await.map_err(|e| e.to_string())?;
@@ -232,7 +246,7 @@ async fn store_signatures(
     let signatures = if messages.is_empty() {
         Vec::new()
     } else {
-        match ledger.mint().blind_sign(messages).await {
+        match EpochKeys::sign(keys, &messages, ledger.sign_threads()).await {
             Ok(s) => s,
             Err(e) => {
                 let _ = tx.rollback().await;

@@ -343,10 +343,15 @@ mod tests {
         store.begin_issue(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(store.pending_issue().unwrap().len(), 2);
         // Only `a` was committed by CDK; both write-ahead rows go.
-        let counted = store.settle_issue(std::slice::from_ref(&a), &[a.0, b.0]).unwrap();
+        let counted = store
+            .settle_issue(std::slice::from_ref(&a), &[a.0, b.0])
+            .unwrap();
         assert_eq!(counted, vec![a.clone()]);
         // A second settlement (another process, a retry) counts nothing more.
-        assert!(store.settle_issue(std::slice::from_ref(&a), &[a.0]).unwrap().is_empty());
+        assert!(store
+            .settle_issue(std::slice::from_ref(&a), &[a.0])
+            .unwrap()
+            .is_empty());
         assert!(store.pending_issue().unwrap().is_empty());
         assert_eq!(store.epochs().unwrap()[0].issued, 64);
         std::fs::remove_dir_all(&dir).unwrap();

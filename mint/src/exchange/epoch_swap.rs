@@ -56,9 +56,12 @@ pub async fn swap_in_epoch(
             expected: v_in.amount.value(),
         });
     }
-    let signatures = ledger
+    let keys = ledger
         .epoch_keys()
-        .sign(outputs)
+        .keyset(&keyset)
+        .await
+        .map_err(|e| ExchangeError::Internal(e.to_string()))?;
+    let signatures = crate::epoch_keys::EpochKeys::sign(keys, outputs, 1)
         .await
         .map_err(|e| ExchangeError::Invalid(e.to_string()))?;
     let op = Operation::new_swap(out_total, Amount::from(v_in.amount.value()), Amount::ZERO);

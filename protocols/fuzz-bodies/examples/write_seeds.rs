@@ -95,6 +95,57 @@ fn main() {
     e.extend(stratum_core::binary_sv2::to_bytes(info).expect("bytes"));
     write("ehash_message", "mint-info", &e);
 
+    let link: [(&str, u8, Vec<u8>); 4] = [
+        (
+            "chain-tip",
+            m::MSG_CHAIN_TIP,
+            stratum_core::binary_sv2::to_bytes(m::ChainTip {
+                height: 12,
+                prev_hash: [3; 32].into(),
+                target: [0xff; 32].into(),
+                coinbase_value: 5_000_000_000,
+                share_unit_log2: 12,
+            })
+            .expect("tip"),
+        ),
+        (
+            "block-report",
+            m::MSG_BLOCK_REPORT,
+            stratum_core::binary_sv2::to_bytes(m::BlockReport {
+                hash: [4; 32].into(),
+                height: 11,
+                reward: 5_000_000_000,
+                status: m::BLOCK_MATURED,
+                confirmations: 3,
+            })
+            .expect("report"),
+        ),
+        (
+            "block-ack",
+            m::MSG_BLOCK_ACK,
+            stratum_core::binary_sv2::to_bytes(m::BlockAck {
+                hash: [4; 32].into(),
+                status: m::BLOCK_MATURED,
+            })
+            .expect("ack"),
+        ),
+        (
+            "mint-epoch",
+            m::MSG_MINT_EPOCH,
+            stratum_core::binary_sv2::to_bytes(m::MintEpoch {
+                epoch: 2,
+                keyset_id: m::b0255(&[1; 33]).expect("keyset"),
+                previous_keyset_id: m::b0255(&[]).expect("none"),
+            })
+            .expect("epoch"),
+        ),
+    ];
+    for (name, t, body) in link {
+        let mut e = vec![t];
+        e.extend(body);
+        write("ehash_message", name, &e);
+    }
+
     for (name, line) in [
         (
             "subscribe",

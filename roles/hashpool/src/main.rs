@@ -191,6 +191,31 @@ enum BenchAction {
         #[arg(long)]
         json: bool,
     },
+    /// Drive the real pool and mint (in this process) with synthetic SV2 clients submitting
+    /// valid shares; report shares/s, signatures/s, latency, CPU, and the lean signing limit.
+    Pipeline {
+        /// Shares to submit.
+        #[arg(long, default_value_t = 50_000)]
+        shares: u64,
+        /// Channels (one Noise connection each).
+        #[arg(long, default_value_t = 8)]
+        channels: u32,
+        /// Threads the mint signs with.
+        #[arg(long, default_value_t = 1)]
+        sign_threads: u32,
+        /// Offered shares per second over all channels (0: as fast as accepted).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Shares one channel may have waiting for a signature.
+        #[arg(long, default_value_t = 512)]
+        window: u32,
+        /// Data directory (default: a fresh temp dir, removed after).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -449,6 +474,40 @@ async fn main() -> anyhow::Result<()> {
                 "connected={}/{} submitted={} accepted={} rejected={} errors={} p50={}us p99={}us rss_per_connection={}B",
                 r.connected, r.connections, r.submitted, r.accepted, r.rejected, r.errors,
                 r.p50_us, r.p99_us, r.rss_per_connection_bytes
+            );
+            print_report(&r, json, &text)
+        }
+        Command::Bench {
+            action:
+                BenchAction::Pipeline {
+                    shares,
+                    channels,
+                    sign_threads,
+                    rate,
+                    window,
+                    data_dir,
+                    json,
+                },
+        } => {
+            let keep = data_dir.is_some();
+            let data_dir = data_dir.unwrap_or_else(hashpool::soak::default_data_dir);
+            let opts = hashpool::pipeline::PipelineOptions {
+                shares,
+                channels,
+                sign_threads,
+                rate,
+                window,
+                data_dir: data_dir.clone(),
+            };
+            let report = hashpool::pipeline::run(&opts).await;
+            if !keep {
+                hashpool::soak::remove_data_dir(&data_dir);
+            }
+            let r = report?;
+            let text = format!(
+                "accepted={} signed={} rejected={} refused={} in {:.2}s: {:.0} shares/s, {:.0} signatures/s, p50={}us p99={}us, cpu={:.2} cores; lean limit {:.0}/s, ratio {:.3}",
+                r.accepted, r.signed, r.rejected, r.refused, r.elapsed_s, r.shares_per_s,
+                r.signatures_per_s, r.p50_us, r.p99_us, r.cpu_cores, r.limit_per_s, r.ratio
             );
             print_report(&r, json, &text)
         }

@@ -198,13 +198,7 @@ async fn soak(
     }
     let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_unstable();
-    let pct = |p: f64| -> u64 {
-        if lat.is_empty() {
-            return 0;
-        }
-        let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
-        u64::from(lat[i.min(lat.len() - 1)])
-    };
+    let pct = |p: f64| crate::pipeline::percentile(&lat, p);
     let connected = counters.connected.load(Ordering::Relaxed);
     Ok(SoakReport {
         connections: o.connections,

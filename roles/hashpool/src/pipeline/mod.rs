@@ -1,0 +1,258 @@
+//! `hashpool bench pipeline`: the real template provider, mint and pool in this process, driven
+//! by synthetic SV2 clients (real Noise over loopback) that submit valid shares, each carrying a
+//! blinded message, as fast as the stack takes them (or at an offered rate). Reports accepted
+//! shares/s, signatures/s, share-to-signature latency, CPU cores used, and — measured in the
+//! same run — the lean limit: one core doing nothing but header sha256d + k·B_ + DLEQ with the
+//! key cached.
+
+pub mod client;
+
+use crate::stack_configs::{DevnetPorts, StackConfigs};
+use crate::DevnetOptions;
+use client::{BenchClient, ClientCounters, InFlight};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Options of a pipeline run.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Shares to submit in total.
+    pub shares: u64,
+    /// Channels (one client connection each).
+    pub channels: u32,
+    /// Threads the mint signs with.
+    pub sign_threads: u32,
+    /// Offered shares/s over all channels (0: as fast as the stack accepts).
+    pub rate: f64,
+    /// Shares a channel may have waiting for their signature.
+    pub window: u32,
+    /// Data directory (removed first).
+    pub data_dir: PathBuf,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineReport {
+    /// Shares submitted.
+    pub shares: u64,
+    /// Channels.
+    pub channels: u32,
+    /// Mint signing threads.
+    pub sign_threads: u32,
+    /// Offered rate (0 = unbounded).
+    pub offered_per_s: f64,
+    /// Shares the pool accepted.
+    pub accepted: u64,
+    /// Signatures the clients received.
+    pub signed: u64,
+    /// Shares the pool rejected.
+    pub rejected: u64,
+    /// Ehash refusals.
+    pub refused: u64,
+    /// Seconds from the first share to the last signature.
+    pub elapsed_s: f64,
+    /// Accepted shares per second.
+    pub shares_per_s: f64,
+    /// Signatures per second.
+    pub signatures_per_s: f64,
+    /// Median share-to-signature latency, µs.
+    pub p50_us: u64,
+    /// 99th percentile, µs.
+    pub p99_us: u64,
+    /// CPU time of this process over the run, in cores.
+    pub cpu_cores: f64,
+    /// Shares/s of the lean single-core loop.
+    pub limit_per_s: f64,
+    /// `shares_per_s / limit_per_s`.
+    pub ratio: f64,
+}
+
+/// CPU seconds (user + system) this process used so far, from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; USER_HZ 100.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Percentile `p` of sorted latencies.
+pub fn percentile(sorted: &[u32], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    u64::from(sorted[i.min(sorted.len() - 1)])
+}
+
+/// Shares/s of one core doing only header sha256d + k·B_ + DLEQ (key cached) for `duration`.
+pub fn lean_limit(duration: Duration) -> anyhow::Result<f64> {
+    use cdk::nuts::{Id, SecretKey};
+    use stratum_core::bitcoin::hashes::{sha256d, Hash};
+    let id: Id = "00ffffffffffffff".parse()?;
+    let a = SecretKey::generate();
+    let a_pub = a.public_key();
+    let g = SecretKey::generate().public_key();
+    let mut b = SecretKey::generate().public_key();
+    let mut header = [7u8; 80];
+    let (start, mut n) = (Instant::now(), 0u64);
+    while start.elapsed() < duration {
+        for _ in 0..64 {
+            header[76..80].copy_from_slice(&(n as u32).to_le_bytes());
+            let h = sha256d::Hash::hash(&header);
+            std::hint::black_box(h);
+            b = b.combine(&g).map(Into::into).unwrap_or(b);
+            let sig = hashpool_mint::dleq::sign(cdk::Amount::from(1u64), id, &b, &a, &a_pub)?;
+            std::hint::black_box(sig);
+            n += 1;
+        }
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Runs the benchmark.
+pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
+    anyhow::ensure!(o.channels > 0, "--channels must be at least 1");
+    anyhow::ensure!(
+        o.shares >= u64::from(o.channels),
+        "--shares must be at least --channels"
+    );
+    let limit = tokio::task::spawn_blocking(|| lean_limit(Duration::from_millis(1500))).await??;
+    let _ = std::fs::remove_dir_all(&o.data_dir);
+    let opts = DevnetOptions {
+        data_dir: o.data_dir.clone(),
+        // Every other hash is a share worth 1 HASH; vardiff never makes it harder; no blocks.
+        share_unit_log2: 1,
+        shares_per_minute: 1e12,
+        vardiff_interval_secs: 3600.0,
+        block_interval_secs: 1e6,
+        initial_block_hashes: 1e30,
+        epoch_blocks: 1_000_000,
+        ..Default::default()
+    };
+    let mut configs = StackConfigs::generate(&opts, DevnetPorts::EPHEMERAL)?;
+    configs.mint.sign_threads = o.sign_threads.max(1);
+    configs.pool.metrics_listen = None;
+    let tp = hashpool_devnet::start(configs.template_provider.clone()).await?;
+    let mint = hashpool_mint::start(configs.mint.clone()).await?;
+    configs.pool.tp_address = tp.addr.to_string();
+    configs.pool.mint_address = mint.link_addr.to_string();
+    configs.pool.chain_rpc = None;
+    let pool = hashpool_pool::start(configs.pool.clone()).await?;
+    let pool_addr = pool.addr.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pool.mint.is_up() {
+        anyhow::ensure!(Instant::now() < deadline, "the pool never reached the mint");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut clients = Vec::with_capacity(o.channels as usize);
+    for i in 0..o.channels {
+        clients.push(BenchClient::open(&pool_addr, &pool.authority, i).await?);
+    }
+    let counters = Arc::new(ClientCounters::default());
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(o.shares as usize)));
+    let per = o.shares / u64::from(o.channels);
+    let extra = o.shares % u64::from(o.channels);
+    let interval = (o.rate > 0.0).then(|| Duration::from_secs_f64(f64::from(o.channels) / o.rate));
+    let (start, cpu0) = (Instant::now(), cpu_seconds());
+    let mut collectors = Vec::new();
+    let mut senders = Vec::new();
+    for (i, mut c) in clients.into_iter().enumerate() {
+        let n = per + u64::from((i as u64) < extra);
+        let in_flight: InFlight = Arc::new(Mutex::new(Default::default()));
+        let window = Arc::new(tokio::sync::Semaphore::new(o.window.max(1) as usize));
+        let reader = c
+            .take_reader()
+            .ok_or_else(|| anyhow::anyhow!("reader taken"))?;
+        collectors.push(tokio::spawn(client::collect(
+            reader,
+            in_flight.clone(),
+            counters.clone(),
+            latencies.clone(),
+            window.clone(),
+            n,
+        )));
+        let counters = counters.clone();
+        senders.push(tokio::spawn(async move {
+            // Spread the channels' send times over one interval.
+            let offset = interval
+                .map(|iv| iv.mul_f64(i as f64 / 64.0))
+                .unwrap_or_default();
+            for k in 0..n {
+                if let Some(iv) = interval {
+                    tokio::time::sleep_until((start + offset + iv.mul_f64(k as f64)).into()).await;
+                }
+                let Ok(permit) = window.acquire().await else {
+                    return c;
+                };
+                permit.forget();
+                let sent_at = Instant::now();
+                match c.submit_next().await {
+                    Ok(seq) => {
+                        if let Ok(mut f) = in_flight.lock() {
+                            f.insert(seq, sent_at);
+                        }
+                        counters.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "bench client stopped");
+                        return c;
+                    }
+                }
+            }
+            // Kept open until the collectors have every answer.
+            c
+        }));
+    }
+    let mut open = Vec::with_capacity(senders.len());
+    for s in senders {
+        open.push(s.await?);
+    }
+    let wait = Duration::from_secs(60 + o.shares / 500);
+    for c in collectors {
+        if tokio::time::timeout(wait, c).await.is_err() {
+            tracing::error!("signatures still missing after {wait:?}");
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    drop(open);
+    pool.shutdown().await;
+    mint.shutdown().await;
+    tp.shutdown().await;
+    let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    lat.sort_unstable();
+    let accepted = counters.accepted.load(Ordering::Relaxed);
+    let signed = counters.signed.load(Ordering::Relaxed);
+    let shares_per_s = accepted as f64 / elapsed;
+    Ok(PipelineReport {
+        shares: o.shares,
+        channels: o.channels,
+        sign_threads: o.sign_threads.max(1),
+        offered_per_s: o.rate,
+        accepted,
+        signed,
+        rejected: counters.rejected.load(Ordering::Relaxed),
+        refused: counters.refused.load(Ordering::Relaxed),
+        elapsed_s: elapsed,
+        shares_per_s,
+        signatures_per_s: signed as f64 / elapsed,
+        p50_us: percentile(&lat, 0.50),
+        p99_us: percentile(&lat, 0.99),
+        cpu_cores: cpu / elapsed,
+        limit_per_s: limit,
+        ratio: shares_per_s / limit,
+    })
+}
