@@ -19,6 +19,9 @@ pub struct MintConfig {
     /// Public base URL of the HTTP API, if not `http://<http_listen>`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Where to serve `/metrics` and `/health` (none if absent).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Authority public keys of the pools allowed to request signatures.
     pub pool_keys: Vec<String>,
     /// Largest amount exponent of the ehash keyset (at most 62).

@@ -29,6 +29,8 @@ pub struct SignCounters {
     pub replayed: AtomicU64,
     /// Database transactions committed by the signer.
     pub commits: AtomicU64,
+    /// Microseconds spent in signing batches.
+    pub batch_micros: AtomicU64,
 }
 
 /// Snapshot of the mint's books.

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod http;
 pub mod ledger;
 pub mod link;
+pub mod metrics;
 pub mod signer;
 
 pub use config::MintConfig;
@@ -36,6 +37,8 @@ pub struct MintHandle {
     pub http_url: String,
     /// Authority key pools pin.
     pub authority: AuthorityPublicKey,
+    /// Where `/metrics` and `/health` are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// The ledger (CDK mint + stats).
     pub ledger: Arc<EhashLedger>,
     shutdown: CancellationToken,
@@ -96,12 +99,28 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
             tracing::error!(error = %e, "mint HTTP server failed");
         }
     }));
-    tracing::info!(%link_addr, %http_addr, authority = %keys.public(), "mint started");
+    let metrics_addr = match config.metrics_listen {
+        Some(listen) => {
+            let (bound, task) = hashpool_ops_http::serve(
+                listen,
+                metrics::registry(ledger.clone()),
+                metrics::health(ledger.clone()),
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| MintError::Http(e.to_string()))?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(%link_addr, %http_addr, ?metrics_addr, authority = %keys.public(), "mint started");
     Ok(MintHandle {
         link_addr,
         http_addr,
         http_url,
         authority: keys.public(),
+        metrics_addr,
         ledger,
         shutdown,
         tasks,

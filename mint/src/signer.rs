@@ -154,7 +154,13 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
     if checked.is_empty() {
         return;
     }
-    match store_signatures(ledger, &checked, keys).await {
+    let started = std::time::Instant::now();
+    let stored = store_signatures(ledger, &checked, keys).await;
+    ledger.counters.batch_micros.fetch_add(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    match stored {
         Ok(results) => {
             let (mut signed, mut replayed) = (0u64, 0u64);
             for (c, result) in checked.iter().zip(results) {

@@ -538,6 +538,26 @@ impl EpochBook {
         self.config
     }
 
+    /// Ehash issued for shares, per epoch.
+    pub fn issued_by_epoch(&self) -> Vec<(u32, u64)> {
+        self.lock()
+            .epochs
+            .values()
+            .map(|r| (r.epoch, r.issued))
+            .collect()
+    }
+
+    /// Found blocks by status name.
+    pub fn blocks_by_status(&self) -> Vec<(&'static str, u64)> {
+        let s = self.lock();
+        let count = |st: u8| s.blocks.values().filter(|b| b.status == st).count() as u64;
+        vec![
+            ("pending", count(m::BLOCK_PENDING)),
+            ("matured", count(m::BLOCK_MATURED)),
+            ("orphaned", count(m::BLOCK_ORPHANED)),
+        ]
+    }
+
     /// Ehash issued for shares over all epochs.
     pub fn issued_total(&self) -> u64 {
         self.lock().epochs.values().map(|r| r.issued).sum()

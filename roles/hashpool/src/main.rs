@@ -118,8 +118,8 @@ enum DevnetAction {
         /// Data directory (configs go here, each role's data in a subdirectory).
         #[arg(long, default_value = ".hashpool/devnet")]
         data_dir: PathBuf,
-        /// First of seven consecutive ports (TP, mint link, mint HTTP, pool, SV1, pool metrics,
-        /// TP RPC); default the fixed devnet ports.
+        /// First of nine consecutive ports (TP, mint link, mint HTTP, pool, SV1, pool metrics,
+        /// TP RPC, mint metrics, translator metrics); default the fixed devnet ports.
         #[arg(long)]
         port_base: Option<u16>,
         /// Hashing threads of the miner.
@@ -252,8 +252,14 @@ async fn ctrl_c() {
 
 async fn run_devnet(opts: DevnetOptions, until_blocks: Option<u64>) -> anyhow::Result<()> {
     let mut stack = DevnetStack::start(&opts).await?;
-    if let Some(m) = stack.pool.metrics_addr {
-        tracing::info!("pool metrics: http://{m}/metrics  health: http://{m}/health");
+    for (role, addr) in [
+        ("pool", stack.pool.metrics_addr),
+        ("mint", stack.mint.metrics_addr),
+        ("translator", stack.translator.metrics_addr),
+    ] {
+        if let Some(m) = addr {
+            tracing::info!("{role} metrics: http://{m}/metrics  health: http://{m}/health");
+        }
     }
     tracing::info!(
         "mint API: {}  SV1 for miners: {}",

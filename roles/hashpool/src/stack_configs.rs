@@ -54,6 +54,10 @@ pub struct DevnetPorts {
     pub pool_metrics: u16,
     /// Template provider's JSON-RPC (Bitcoin Core subset, for following blocks).
     pub tp_rpc: u16,
+    /// Mint `/metrics` and `/health`.
+    pub mint_metrics: u16,
+    /// Translator `/metrics` and `/health`.
+    pub translator_metrics: u16,
 }
 
 impl DevnetPorts {
@@ -66,6 +70,8 @@ impl DevnetPorts {
         sv1: 34255,
         pool_metrics: 13334,
         tp_rpc: 18444,
+        mint_metrics: 13339,
+        translator_metrics: 34256,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -76,10 +82,12 @@ impl DevnetPorts {
         sv1: 0,
         pool_metrics: 0,
         tp_rpc: 0,
+        mint_metrics: 0,
+        translator_metrics: 0,
     };
 
     /// Ports taken from `base` on.
-    pub const COUNT: u16 = 7;
+    pub const COUNT: u16 = 9;
 
     /// [`Self::COUNT`] consecutive ports from `base`.
     pub fn from_base(base: u16) -> Self {
@@ -91,6 +99,8 @@ impl DevnetPorts {
             sv1: base.saturating_add(4),
             pool_metrics: base.saturating_add(5),
             tp_rpc: base.saturating_add(6),
+            mint_metrics: base.saturating_add(7),
+            translator_metrics: base.saturating_add(8),
         }
     }
 }
@@ -134,6 +144,7 @@ impl StackConfigs {
                 link_listen: local(ports.mint_link),
                 http_listen: local(ports.mint_http),
                 public_url: None,
+                metrics_listen: Some(local(ports.mint_metrics)),
                 pool_keys: vec![pool_key.public().to_string()],
                 max_amount_log2: ehash_protocol::difficulty::MAX_AMOUNT_LOG2,
                 signer_batch: 512,
@@ -181,6 +192,7 @@ impl StackConfigs {
                 miner_shares_per_minute: o.shares_per_minute * 2.0,
                 miner_vardiff_interval_secs: o.vardiff_interval_secs,
                 sv1_line_timeout_secs: 600.0,
+                metrics_listen: Some(local(ports.translator_metrics)),
             },
             miner: MinerOptions {
                 url: local(ports.sv1).to_string(),

@@ -1,6 +1,7 @@
 //! `/metrics` and `/health` on the separate-process stack: the metrics parse as Prometheus text
 //! and move while the miner works; the pool's health flips to 503 (naming the mint) when the
-//! mint stops and back to 200 when it returns.
+//! mint stops and back to 200 when it returns; the mint and the translator serve their own, and
+//! the translator's health follows its pool.
 
 use hashpool::process_stack::{free_port_base, RoleProcesses};
 use std::path::Path;
@@ -81,11 +82,36 @@ async fn metrics_move_and_health_follows_the_mint() {
     assert_eq!(metric(&second, "hashpool_pool_mint_up"), 1.0);
     assert!(metric(&second, "hashpool_pool_channels") >= 1.0);
 
+    // The mint's and the translator's own endpoints.
+    let (mint_port, translator_port) = (base + 7, base + 8);
+    wait_health(mint_port, 200, Duration::from_secs(30)).await;
+    wait_health(translator_port, 200, Duration::from_secs(30)).await;
+    let (_, mint_text) = get(mint_port, "/metrics").await.expect("mint metrics");
+    assert!(metric(&mint_text, "hashpool_mint_signatures_total") > 0.0);
+    assert!(metric(&mint_text, "hashpool_mint_sign_batches_total") > 0.0);
+    assert!(
+        mint_text.contains("hashpool_mint_ehash_issued_total{epoch="),
+        "{mint_text}"
+    );
+    let (_, tr_text) = get(translator_port, "/metrics")
+        .await
+        .expect("translator metrics");
+    assert_eq!(metric(&tr_text, "hashpool_translator_pool_up"), 1.0);
+    assert!(metric(&tr_text, "hashpool_translator_miners") >= 1.0);
+    assert!(metric(&tr_text, "hashpool_translator_shares_accepted_total") > 0.0);
+
     stack.stop("mint").await.expect("mint stops");
     let body = wait_health(metrics_port, 503, Duration::from_secs(15)).await;
     assert!(body.contains("mint unreachable"), "{body}");
     stack.spawn("mint").expect("mint restarts");
     wait_health(metrics_port, 200, Duration::from_secs(30)).await;
+
+    // The translator's health follows its pool.
+    stack.stop("pool").await.expect("pool stops");
+    let body = wait_health(translator_port, 503, Duration::from_secs(15)).await;
+    assert!(body.contains("pool unreachable"), "{body}");
+    stack.spawn("pool").expect("pool restarts");
+    wait_health(translator_port, 200, Duration::from_secs(30)).await;
 
     stack.stop_all().await.expect("stop");
     let _ = std::fs::remove_dir_all(&dir);

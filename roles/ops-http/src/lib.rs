@@ -157,3 +157,17 @@ pub fn labelled_counter(
     }
     prometheus::core::Collector::collect(&v).pop()
 }
+
+/// A gauge family with one label, one sample per `(label value, value)`.
+pub fn labelled_gauge(
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(String, i64)],
+) -> Option<prometheus::proto::MetricFamily> {
+    let v = prometheus::IntGaugeVec::new(Opts::new(name, help), &[label]).ok()?;
+    for (l, n) in values {
+        v.with_label_values(&[l.as_str()]).set(*n);
+    }
+    prometheus::core::Collector::collect(&v).pop()
+}

@@ -35,6 +35,9 @@ pub struct TranslatorConfig {
     /// Mint HTTP URL override (default: the URL the pool announces).
     #[serde(default)]
     pub mint_url: Option<String>,
+    /// Where to serve `/metrics` and `/health` (none if absent).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_user() -> String {

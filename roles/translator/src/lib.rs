@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod metrics;
 pub mod miners;
 pub mod proof_store;
 pub mod share_check;
@@ -50,6 +51,8 @@ pub enum TranslatorError {
 pub struct TranslatorHandle {
     /// SV1 listening address.
     pub sv1_addr: SocketAddr,
+    /// Where `/metrics` and `/health` are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Counters.
     pub stats: Arc<TranslatorStats>,
     /// The wallet, once the mint is known.
@@ -135,17 +138,42 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         config.user_identity.clone(),
         config.nominal_hashrate,
         events_tx.clone(),
+        stats.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(metrics::refresh_balance(
+        stats.clone(),
+        wallet_rx.clone(),
+        shutdown.clone(),
+    )));
+    let metrics_addr = match config.metrics_listen {
+        Some(listen) => {
+            let (bound, task) = hashpool_ops_http::serve(
+                listen,
+                metrics::registry(stats.clone()),
+                metrics::health(stats.clone()),
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| TranslatorError::Config {
+                key: "metrics_listen",
+                reason: e.to_string(),
+            })?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.push(tokio::spawn(accept_miners(
         listener,
         events_tx,
         line_timeout,
         shutdown.clone(),
     )));
-    tracing::info!(%sv1_addr, pool = %config.pool_address, "translator started");
+    tracing::info!(%sv1_addr, pool = %config.pool_address, ?metrics_addr, "translator started");
     Ok(TranslatorHandle {
         sv1_addr,
+        metrics_addr,
         stats,
         wallet: wallet_rx,
         shutdown,

@@ -1,7 +1,7 @@
 //! Translator counters.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Live counters.
 #[derive(Debug, Default)]
@@ -24,6 +24,10 @@ pub struct TranslatorStats {
     pub ehash_errors: AtomicU64,
     /// SV1 miners connected now.
     pub miners: AtomicU64,
+    /// The pool link is up.
+    pub pool_connected: AtomicBool,
+    /// Unspent ehash in the wallet (refreshed periodically).
+    pub wallet_balance: AtomicU64,
 }
 
 /// Snapshot.

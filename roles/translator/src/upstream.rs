@@ -22,14 +22,18 @@ pub async fn run(
     user: String,
     hashrate: f32,
     events: mpsc::Sender<BridgeEvent>,
+    stats: std::sync::Arc<crate::stats::TranslatorStats>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = session(&address, &authority, &user, hashrate, &events) => r,
+            r = session(&address, &authority, &user, hashrate, &events, &stats) => r,
         };
+        stats
+            .pool_connected
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         if events.send(BridgeEvent::UpstreamDown).await.is_err() {
             return;
         }
@@ -51,6 +55,7 @@ async fn session(
     user: &str,
     hashrate: f32,
     events: &mpsc::Sender<BridgeEvent>,
+    stats: &crate::stats::TranslatorStats,
 ) -> Result<(), String> {
     let (mut reader, sender) =
         sv2_io::connect_with_setup(address, authority, Protocol::MiningProtocol, 0)
@@ -86,6 +91,9 @@ async fn session(
         .send(BridgeEvent::UpstreamUp(sender))
         .await
         .map_err(|_| "bridge stopped")?;
+    stats
+        .pool_connected
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(%address, "pool link up");
     loop {
         let frame = reader.next().await.map_err(|e| e.to_string())?;
