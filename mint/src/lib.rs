@@ -99,21 +99,15 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
             tracing::error!(error = %e, "mint HTTP server failed");
         }
     }));
-    let metrics_addr = match config.metrics_listen {
-        Some(listen) => {
-            let (bound, task) = hashpool_ops_http::serve(
-                listen,
-                metrics::registry(ledger.clone()),
-                metrics::health(ledger.clone()),
-                shutdown.clone(),
-            )
-            .await
-            .map_err(|e| MintError::Http(e.to_string()))?;
-            tasks.push(task);
-            Some(bound)
-        }
-        None => None,
-    };
+    let metrics_addr = hashpool_ops_http::serve_configured(
+        config.metrics_listen,
+        || metrics::registry(ledger.clone()),
+        || metrics::health(ledger.clone()),
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await
+    .map_err(|e| MintError::Http(e.to_string()))?;
     tracing::info!(%link_addr, %http_addr, ?metrics_addr, authority = %keys.public(), "mint started");
     Ok(MintHandle {
         link_addr,

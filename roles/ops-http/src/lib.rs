@@ -108,6 +108,22 @@ pub async fn serve(
     Ok((bound, task))
 }
 
+/// Serves the endpoint if the role configured `metrics_listen`; the serving task joins `tasks`.
+pub async fn serve_configured(
+    listen: Option<SocketAddr>,
+    registry: impl FnOnce() -> Registry,
+    check: impl FnOnce() -> HealthCheck,
+    shutdown: CancellationToken,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, OpsHttpError> {
+    let Some(addr) = listen else {
+        return Ok(None);
+    };
+    let (bound, task) = serve(addr, registry(), check(), shutdown).await?;
+    tasks.push(task);
+    Ok(Some(bound))
+}
+
 /// A collector whose samples are built at scrape time by a closure (the roles keep their
 /// counters in atomics; this turns a snapshot of them into metric families).
 pub struct FnCollector {

@@ -262,20 +262,14 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         )),
     ];
     let mut tasks = tasks;
-    let metrics_addr = match config.metrics_listen {
-        Some(listen) => {
-            let (bound, task) = hashpool_ops_http::serve(
-                listen,
-                metrics::registry(stats.clone()),
-                metrics::health(stats.clone()),
-                shutdown.clone(),
-            )
-            .await?;
-            tasks.push(task);
-            Some(bound)
-        }
-        None => None,
-    };
+    let metrics_addr = hashpool_ops_http::serve_configured(
+        config.metrics_listen,
+        || metrics::registry(stats.clone()),
+        || metrics::health(stats.clone()),
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await?;
     tracing::info!(%addr, authority = %keys.public(), ?metrics_addr, "pool started");
     Ok(PoolHandle {
         addr,

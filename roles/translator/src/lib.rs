@@ -146,24 +146,18 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         wallet_rx.clone(),
         shutdown.clone(),
     )));
-    let metrics_addr = match config.metrics_listen {
-        Some(listen) => {
-            let (bound, task) = hashpool_ops_http::serve(
-                listen,
-                metrics::registry(stats.clone()),
-                metrics::health(stats.clone()),
-                shutdown.clone(),
-            )
-            .await
-            .map_err(|e| TranslatorError::Config {
-                key: "metrics_listen",
-                reason: e.to_string(),
-            })?;
-            tasks.push(task);
-            Some(bound)
-        }
-        None => None,
-    };
+    let metrics_addr = hashpool_ops_http::serve_configured(
+        config.metrics_listen,
+        || metrics::registry(stats.clone()),
+        || metrics::health(stats.clone()),
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await
+    .map_err(|e| TranslatorError::Config {
+        key: "metrics_listen",
+        reason: e.to_string(),
+    })?;
     tasks.push(tokio::spawn(accept_miners(
         listener,
         events_tx,
