@@ -196,14 +196,7 @@ impl EhashLedger {
 
     /// The keyset new shares are signed with.
     pub fn active_keyset(&self) -> Result<Id, MintError> {
-        self.mint
-            .get_active_keysets()
-            .get(&self.unit)
-            .copied()
-            .ok_or(MintError::Config {
-                key: "unit",
-                reason: "no active ehash keyset".into(),
-            })
+        active_keyset(&self.mint, &self.unit)
     }
 
     /// Reads issued totals and signature counts from the database.
@@ -246,6 +239,17 @@ impl EhashLedger {
             sat_redeemed,
         })
     }
+}
+
+/// The active keyset of `unit` in `mint`.
+pub(crate) fn active_keyset(mint: &Mint, unit: &CurrencyUnit) -> Result<Id, MintError> {
+    mint.get_active_keysets()
+        .get(unit)
+        .copied()
+        .ok_or(MintError::Config {
+            key: "unit",
+            reason: format!("no active {unit} keyset"),
+        })
 }
 
 /// Reads the 64-byte mint seed, creating it (0600) on first run.

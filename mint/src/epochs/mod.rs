@@ -182,14 +182,7 @@ impl EpochBook {
     }
 
     fn active_keyset(&self) -> Result<Id, MintError> {
-        self.mint
-            .get_active_keysets()
-            .get(&self.unit)
-            .copied()
-            .ok_or(MintError::Config {
-                key: "unit",
-                reason: "no active ehash keyset".into(),
-            })
+        crate::ledger::active_keyset(&self.mint, &self.unit)
     }
 
     async fn recover(&self, settle_pending: bool) -> Result<(), MintError> {

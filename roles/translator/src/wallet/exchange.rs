@@ -185,18 +185,8 @@ impl EhashWallet {
         }
         let mut infos = Vec::with_capacity(outs.len());
         for (sig, out) in signatures.iter().zip(outs) {
-            let dleq = sig
-                .dleq
-                .as_ref()
+            let incoming = IncomingSignature::from_blind_signature(&out.blinded, sig)
                 .ok_or_else(|| WalletError::BadSignature("signature without DLEQ".into()))?;
-            let incoming = IncomingSignature {
-                blinded: out.blinded.to_bytes(),
-                keyset: sig.keyset_id,
-                amount: u64::from(sig.amount),
-                c: sig.c.to_bytes().to_vec(),
-                dleq_e: dleq.e.to_secret_bytes(),
-                dleq_s: dleq.s.to_secret_bytes(),
-            };
             infos.push(self.proof_from(&incoming, out).await?);
         }
         Ok(infos)

@@ -139,6 +139,21 @@ pub struct IncomingSignature {
     pub dleq_s: [u8; 32],
 }
 
+impl IncomingSignature {
+    /// The signature the mint returned over HTTP for `blinded`; none without a DLEQ proof.
+    pub fn from_blind_signature(blinded: &PublicKey, sig: &BlindSignature) -> Option<Self> {
+        let dleq = sig.dleq.as_ref()?;
+        Some(Self {
+            blinded: blinded.to_bytes(),
+            keyset: sig.keyset_id,
+            amount: u64::from(sig.amount),
+            c: sig.c.to_bytes().to_vec(),
+            dleq_e: dleq.e.to_secret_bytes(),
+            dleq_s: dleq.s.to_secret_bytes(),
+        })
+    }
+}
+
 /// What an existing wallet database holds, read without contacting any mint.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WalletSummary {
@@ -506,18 +521,12 @@ impl EhashWallet {
         .await?;
         let mut incoming = Vec::with_capacity(response.signatures.len());
         for (output, sig) in response.outputs.iter().zip(&response.signatures) {
-            let Some(dleq) = &sig.dleq else {
+            let Some(s) = IncomingSignature::from_blind_signature(&output.blinded_secret, sig)
+            else {
                 tracing::warn!("restored signature without DLEQ ignored");
                 continue;
             };
-            incoming.push(IncomingSignature {
-                blinded: output.blinded_secret.to_bytes(),
-                keyset: sig.keyset_id,
-                amount: u64::from(sig.amount),
-                c: sig.c.to_bytes().to_vec(),
-                dleq_e: dleq.e.to_secret_bytes(),
-                dleq_s: dleq.s.to_secret_bytes(),
-            });
+            incoming.push(s);
         }
         let (mut recovered, mut amount) = (0usize, 0u64);
         for result in self.receive_batch(&incoming).await {

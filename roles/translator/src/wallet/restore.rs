@@ -87,20 +87,11 @@ impl EhashWallet {
                         "restore answered a message we did not ask about".into(),
                     ));
                 };
-                let Some(dleq) = &sig.dleq else {
-                    return Err(WalletError::BadSignature(
-                        "restored signature without DLEQ".into(),
-                    ));
-                };
+                let incoming = IncomingSignature::from_blind_signature(&out.blinded, sig)
+                    .ok_or_else(|| {
+                        WalletError::BadSignature("restored signature without DLEQ".into())
+                    })?;
                 highest_found = Some(highest_found.map_or(out.counter, |h| h.max(out.counter)));
-                let incoming = IncomingSignature {
-                    blinded: point,
-                    keyset: sig.keyset_id,
-                    amount: u64::from(sig.amount),
-                    c: sig.c.to_bytes().to_vec(),
-                    dleq_e: dleq.e.to_secret_bytes(),
-                    dleq_s: dleq.s.to_secret_bytes(),
-                };
                 infos.push(self.proof_from(&incoming, out).await?);
             }
             if !infos.is_empty() {
