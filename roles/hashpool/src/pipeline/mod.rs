@@ -68,6 +68,10 @@ pub struct PipelineReport {
     pub limit_per_s: f64,
     /// `shares_per_s / limit_per_s`.
     pub ratio: f64,
+    /// Signing batches the mint committed.
+    pub mint_batches: u64,
+    /// Mean time of one signing batch, µs (database transaction included).
+    pub mint_batch_us: u64,
 }
 
 /// CPU seconds (user + system) this process used so far, from `/proc/self/stat`.
@@ -229,6 +233,8 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     drop(open);
+    let batches = mint.ledger.counters.commits.load(Ordering::Relaxed);
+    let batch_micros = mint.ledger.counters.batch_micros.load(Ordering::Relaxed);
     pool.shutdown().await;
     mint.shutdown().await;
     tp.shutdown().await;
@@ -254,5 +260,7 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         cpu_cores: cpu / elapsed,
         limit_per_s: limit,
         ratio: shares_per_s / limit,
+        mint_batches: batches,
+        mint_batch_us: batch_micros.checked_div(batches).unwrap_or(0),
     })
 }
