@@ -62,10 +62,19 @@ pub struct ShareSigner {
 
 impl ShareSigner {
     /// Starts the worker.
-    pub fn spawn(ledger: Arc<EhashLedger>, max_batch: usize) -> Self {
+    ///
+    /// The worker gets a thread of its own (with a single-threaded runtime for CDK's async
+    /// database API): its SQLite commits wait on fsync, which must not stall the tasks that
+    /// serve the pools and the HTTP API.
+    pub fn spawn(ledger: Arc<EhashLedger>, max_batch: usize) -> Result<Self, std::io::Error> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(ledger, rx, max_batch.max(1)));
-        Self { tx }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("mint-signer".into())
+            .spawn(move || runtime.block_on(run(ledger, rx, max_batch.max(1))))?;
+        Ok(Self { tx })
     }
 
     /// Queues a request; fails only if the worker stopped.

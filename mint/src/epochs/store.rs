@@ -230,25 +230,13 @@ impl EpochStore {
         all: &[[u8; 33]],
     ) -> Result<Vec<IssueEntry>, StoreError> {
         self.with(|db| {
-            let tx = db.transaction()?;
-            let mut counted = Vec::with_capacity(signed.len());
-            {
-                let mut add = tx
-                    .prepare_cached("UPDATE epoch SET issued = issued + ?2 WHERE keyset_id = ?1")?;
-                let mut del = tx.prepare_cached("DELETE FROM pending_issue WHERE blinded = ?1")?;
-                for entry in signed {
-                    let (b, k, a) = entry;
-                    if del.execute(params![&b[..]])? == 1 {
-                        add.execute(params![k, i64_of(*a)])?;
-                        counted.push(entry.clone());
-                    }
-                }
-                for b in all {
-                    del.execute(params![&b[..]])?;
-                }
-            }
-            tx.commit()?;
-            Ok(counted)
+            // Not flushed to disk on its own: the next batch's write-ahead commit (FULL) flushes
+            // the log up to it. A settlement lost to a power cut leaves its rows pending, and
+            // the next start settles them against CDK again — counted once either way.
+            db.pragma_update(None, "synchronous", "NORMAL")?;
+            let settled = settle_rows(db, signed, all);
+            db.pragma_update(None, "synchronous", "FULL")?;
+            settled
         })
     }
 
@@ -325,6 +313,32 @@ impl EpochStore {
             .optional()
         })
     }
+}
+
+fn settle_rows(
+    db: &mut Connection,
+    signed: &[IssueEntry],
+    all: &[[u8; 33]],
+) -> rusqlite::Result<Vec<IssueEntry>> {
+    let tx = db.transaction()?;
+    let mut counted = Vec::with_capacity(signed.len());
+    {
+        let mut add =
+            tx.prepare_cached("UPDATE epoch SET issued = issued + ?2 WHERE keyset_id = ?1")?;
+        let mut del = tx.prepare_cached("DELETE FROM pending_issue WHERE blinded = ?1")?;
+        for entry in signed {
+            let (b, k, a) = entry;
+            if del.execute(params![&b[..]])? == 1 {
+                add.execute(params![k, i64_of(*a)])?;
+                counted.push(entry.clone());
+            }
+        }
+        for b in all {
+            del.execute(params![&b[..]])?;
+        }
+    }
+    tx.commit()?;
+    Ok(counted)
 }
 
 #[cfg(test)]
