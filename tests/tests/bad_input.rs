@@ -42,6 +42,7 @@ async fn wrong_key_and_malformed_frames_only_affect_that_connection() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,4 +92,5 @@ async fn mint_and_pool_only_talk_to_each_other() {
     unknown_pool.shutdown().await;
     wrong_mint.shutdown().await;
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }

@@ -360,6 +360,7 @@ async fn final_epochs_pay_what_their_matured_blocks_earned() {
         "{units:?}"
     );
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,4 +442,5 @@ async fn a_reorg_takes_an_orphaned_block_out_of_every_epoch_that_expected_it() {
         assert_eq!((b.status.as_str(), b.credit_msat), ("orphaned", 0));
     }
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }

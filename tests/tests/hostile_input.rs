@@ -92,6 +92,7 @@ async fn hostile_sv1_miners_are_dropped() {
     honest_miner_keeps_earning(&stack, 3).await;
     strict.shutdown().await;
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
 
 async fn connect(stack: &DevnetStack) -> (FrameReader, FrameSender) {
@@ -278,4 +279,5 @@ async fn hostile_sv2_peers_are_cut_off_alone() {
     println!("{FLOOD} bad shares answered in {:?}", start.elapsed());
     honest_miner_keeps_earning(&stack, 3).await;
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }

@@ -400,6 +400,7 @@ async fn shares_are_judged_and_bad_ehash_is_refused() {
     let mint = stack.mint.ledger.stats().await.expect("mint stats");
     assert_eq!(mint.signatures, 1, "exactly one signature was issued");
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,4 +440,5 @@ async fn standard_channel_shares_earn_ehash() {
     let mint = stack.mint.ledger.stats().await.expect("mint stats");
     assert_eq!(mint.signatures, 1);
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }

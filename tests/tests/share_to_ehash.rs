@@ -49,6 +49,7 @@ async fn shares_earn_ehash_end_to_end() {
     let mint = stack.mint.ledger.stats().await.expect("mint stats");
     assert_eq!(mint.signatures, r.wallet_proofs);
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,4 +95,5 @@ async fn killed_translator_recovers_tokens_through_restore() {
         "nothing signed twice"
     );
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }

@@ -225,4 +225,5 @@ async fn translator_judges_shares_at_each_miners_difficulty() {
     assert_eq!(t.miner_shares, 2);
     assert_eq!(t.shares_rejected_locally, 3);
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
