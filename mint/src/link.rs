@@ -67,7 +67,7 @@ impl LinkContext {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let epochs = self.ledger.epochs().announcements();
         let forwarder = tokio::spawn(forward_outcomes(out_rx, epochs, sender.clone()));
-        let result = self.serve_requests(&mut reader, out_tx).await;
+        let result = self.serve_requests(&mut reader, &sender, out_tx).await;
         forwarder.abort();
         result
     }
@@ -122,27 +122,7 @@ impl LinkContext {
     async fn serve_requests(
         &self,
         reader: &mut FrameReader,
-        out: mpsc::UnboundedSender<LinkOut>,
-    ) -> Result<(), String> {
-        // Sign outcomes go through the same writer as acks, in order.
-        let (outcomes, mut outcome_rx) = mpsc::unbounded_channel::<SignOutcome>();
-        let relay = out.clone();
-        let relay_task = tokio::spawn(async move {
-            while let Some(o) = outcome_rx.recv().await {
-                if relay.send(LinkOut::Outcome(o)).is_err() {
-                    return;
-                }
-            }
-        });
-        let result = self.read_loop(reader, out, outcomes).await;
-        relay_task.abort();
-        result
-    }
-
-    async fn read_loop(
-        &self,
-        reader: &mut FrameReader,
-        out: mpsc::UnboundedSender<LinkOut>,
+        sender: &FrameSender,
         outcomes: mpsc::UnboundedSender<SignOutcome>,
     ) -> Result<(), String> {
         loop {
@@ -185,8 +165,10 @@ impl LinkContext {
                                 hash: report.hash.clone(),
                                 status,
                             };
-                            out.send(LinkOut::BlockAck(ack))
-                                .map_err(|_| "link writer stopped".to_string())?;
+                            sender
+                                .send(encode(ack, m::MSG_BLOCK_ACK)?)
+                                .await
+                                .map_err(|e| e.to_string())?;
                         }
                         // No ack: the pool reports it again.
                         Err(e) => {
@@ -200,14 +182,9 @@ impl LinkContext {
     }
 }
 
-/// What the link writer sends besides epoch announcements.
-enum LinkOut {
-    Outcome(SignOutcome),
-    BlockAck(m::BlockAck),
-}
-
+/// Sends sign outcomes and epoch announcements to the pool.
 async fn forward_outcomes(
-    mut rx: mpsc::UnboundedReceiver<LinkOut>,
+    mut rx: mpsc::UnboundedReceiver<SignOutcome>,
     mut epochs: watch::Receiver<Option<EpochAnnouncement>>,
     sender: FrameSender,
 ) {
@@ -216,8 +193,7 @@ async fn forward_outcomes(
     loop {
         let frame = tokio::select! {
             out = rx.recv() => match out {
-                Some(LinkOut::Outcome(o)) => outcome_frame(o),
-                Some(LinkOut::BlockAck(a)) => encode(a, m::MSG_BLOCK_ACK),
+                Some(o) => outcome_frame(o),
                 None => return,
             },
             changed = epochs.changed() => {

@@ -238,12 +238,16 @@ async fn store_signatures(
         .collect();
     let messages: Vec<BlindedMessage> = fresh.iter().map(|&i| checked[i].message.clone()).collect();
     let fresh_points: Vec<PublicKey> = fresh.iter().map(|&i| points[i]).collect();
+    // Every message of a batch is for the active keyset (see `check`).
+    let keyset_text = keys.id.to_string();
     let issue: Vec<IssueEntry> = messages
         .iter()
         .map(|msg| {
-            let mut b = [0u8; 33];
-            b.copy_from_slice(&msg.blinded_secret.to_bytes());
-            (b, msg.keyset_id.to_string(), u64::from(msg.amount))
+            (
+                msg.blinded_secret.to_bytes(),
+                keyset_text.clone(),
+                u64::from(msg.amount),
+            )
         })
         .collect();
     let issue_points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();

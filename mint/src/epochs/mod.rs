@@ -70,7 +70,7 @@ pub struct TipFacts {
 #[derive(Default)]
 struct BookState {
     epochs: BTreeMap<u32, EpochRow>,
-    by_keyset: HashMap<String, u32>,
+    by_keyset: HashMap<Id, u32>,
     blocks: BTreeMap<[u8; 32], BlockRow>,
     tip: Option<TipFacts>,
 }
@@ -227,7 +227,10 @@ impl EpochBook {
             let mut s = self.lock();
             s.by_keyset = epochs
                 .iter()
-                .filter_map(|r| r.keyset_id.clone().map(|k| (k, r.epoch)))
+                .filter_map(|r| {
+                    let id = r.keyset_id.as_deref()?.parse::<Id>().ok()?;
+                    Some((id, r.epoch))
+                })
                 .collect();
             s.epochs = epochs.into_iter().map(|r| (r.epoch, r)).collect();
             s.blocks = blocks.into_iter().map(|b| (b.hash, b)).collect();
@@ -304,7 +307,7 @@ impl EpochBook {
     /// keyset must belong to an epoch that is not final.
     pub fn check_request_keyset(&self, keyset: &Id) -> Result<(), &'static str> {
         let s = self.lock();
-        match s.by_keyset.get(&keyset.to_string()) {
+        match s.by_keyset.get(keyset) {
             Some(e) if s.is_final(*e) => Err(m::ERR_RETIRED_KEYSET),
             Some(_) => Ok(()),
             None => Err(m::ERR_UNKNOWN_KEYSET),
@@ -321,7 +324,11 @@ impl EpochBook {
         let counted = self.store.settle_issue(signed, all)?;
         let mut s = self.lock();
         for (_, keyset, amount) in &counted {
-            if let Some(e) = s.by_keyset.get(keyset).copied() {
+            let epoch = keyset
+                .parse::<Id>()
+                .ok()
+                .and_then(|k| s.by_keyset.get(&k).copied());
+            if let Some(e) = epoch {
                 if let Some(row) = s.epochs.get_mut(&e) {
                     row.issued = row.issued.saturating_add(*amount);
                 }
@@ -368,7 +375,7 @@ impl EpochBook {
                     finalized_at: None,
                 },
             );
-            s.by_keyset.insert(keyset.to_string(), target);
+            s.by_keyset.insert(keyset, target);
             let issued = s.epochs.get(&previous).map(|r| r.issued).unwrap_or(0);
             tracing::info!(epoch = target, previous, previous_issued = issued, height = tip.height, %keyset, "epoch rotated");
         }
@@ -486,7 +493,7 @@ impl EpochBook {
 
     fn epoch_of(&self, s: &BookState, keyset: &Id) -> Result<u32, ExchangeError> {
         s.by_keyset
-            .get(&keyset.to_string())
+            .get(keyset)
             .copied()
             .ok_or_else(|| ExchangeError::UnknownKeyset(keyset.to_string()))
     }

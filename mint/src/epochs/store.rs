@@ -7,7 +7,7 @@
 //! amounts into `epoch.issued`). After a crash, pending rows whose signature CDK has are
 //! settled and the others dropped, so `issued` never misses nor doubles a signature.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -299,18 +299,6 @@ impl EpochStore {
                 ],
             )
             .map(|_| ())
-        })
-    }
-
-    /// The stored epoch of a block, if known.
-    pub fn block_epoch(&self, hash: [u8; 32]) -> Result<Option<u32>, StoreError> {
-        self.with(|db| {
-            db.query_row(
-                "SELECT epoch FROM block WHERE hash = ?1",
-                params![&hash[..]],
-                |r| r.get(0),
-            )
-            .optional()
         })
     }
 }

@@ -114,9 +114,7 @@ impl BlockStore {
             path: path.to_path_buf(),
             source,
         };
-        let db = Connection::open(path).map_err(err)?;
-        db.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        db.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        let db = crate::journal::open_durable(path).map_err(err)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS found_block (
                  hash BLOB PRIMARY KEY,

@@ -86,13 +86,17 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
     }
 }
 
+/// Opens a SQLite file for the pool's durable records: WAL, every commit flushed.
+pub(crate) fn open_durable(path: &Path) -> rusqlite::Result<Connection> {
+    let db = Connection::open(path)?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    db.pragma_update(None, "synchronous", "FULL")?;
+    Ok(db)
+}
+
 fn open_db(path: &Path) -> Result<Connection, JournalError> {
     let err = sqlite(path);
-    let db = Connection::open(path).map_err(&err)?;
-    db.pragma_update(None, "journal_mode", "WAL")
-        .map_err(&err)?;
-    db.pragma_update(None, "synchronous", "FULL")
-        .map_err(&err)?;
+    let db = open_durable(path).map_err(&err)?;
     db.execute_batch(
         "CREATE TABLE IF NOT EXISTS open_share (
              blinded BLOB PRIMARY KEY,

@@ -156,16 +156,13 @@ impl EhashWallet {
         let mut secrets = Vec::with_capacity(amounts.len());
         for (i, amount) in amounts.iter().enumerate() {
             let counter = end - n + i as u32;
-            let (secret, r, blinded) = self.derive(keyset, counter)?;
-            messages.push(BlindedMessage::new(Amount::from(*amount), keyset, blinded));
-            secrets.push(Outstanding {
+            let out = self.derive(keyset, counter)?;
+            messages.push(BlindedMessage::new(
+                Amount::from(*amount),
                 keyset,
-                secret,
-                r,
-                blinded,
-                counter,
-                since: std::time::Instant::now(),
-            });
+                out.blinded,
+            ));
+            secrets.push(out);
         }
         Ok((messages, secrets))
     }

@@ -289,35 +289,35 @@ impl EhashWallet {
     /// Keys of an ehash or sat keyset, and the wallet (unit) it belongs to. A keyset the cache
     /// does not know yet is new (the mint rotated an epoch): the mint is asked again.
     async fn keys_of(&self, keyset: Id) -> Result<(Keys, &Wallet), WalletError> {
-        let cached = self.keys.lock().ok().and_then(|m| m.get(&keyset).cloned());
-        let refresh = cdk::wallet::types::KeysetLoadPolicy::Refresh;
-        let mut last = None;
-        for w in [&self.wallet, &self.sat_wallet] {
-            if let Some((k, is_sat)) = &cached {
-                if *is_sat == std::ptr::eq(w, &self.sat_wallet) {
-                    return Ok((k.clone(), w));
-                }
-                continue;
+        let owner = |is_sat: bool| {
+            if is_sat {
+                &self.sat_wallet
+            } else {
+                &self.wallet
             }
+        };
+        if let Some((k, is_sat)) = self.keys.lock().ok().and_then(|m| m.get(&keyset).cloned()) {
+            return Ok((k, owner(is_sat)));
+        }
+        let refresh = cdk::wallet::types::KeysetLoadPolicy::Refresh;
+        let mut last = cdk::Error::UnknownKeySet;
+        for is_sat in [false, true] {
+            let w = owner(is_sat);
             let found = match w.keyset(keyset).await {
                 Err(cdk::Error::UnknownKeySet) => w.keyset_with_policy(keyset, refresh).await,
                 other => other,
             };
             match found {
                 Ok(ks) => {
-                    let is_sat = std::ptr::eq(w, &self.sat_wallet);
                     if let Ok(mut m) = self.keys.lock() {
                         m.insert(keyset, (ks.keys.clone(), is_sat));
                     }
                     return Ok((ks.keys, w));
                 }
-                Err(e) => last = Some(e),
+                Err(e) => last = e,
             }
         }
-        Err(last.map_or(
-            WalletError::Cdk(cdk::Error::UnknownKeySet),
-            WalletError::Cdk,
-        ))
+        Err(WalletError::Cdk(last))
     }
 
     /// Takes the next durably reserved counter for `keyset`, reserving a new block (one
@@ -360,36 +360,29 @@ impl EhashWallet {
             return Ok(bytes);
         }
         let counter = self.next_counter(keyset).await?;
-        let (secret, r, blinded) = self.derive(keyset, counter)?;
-        let bytes = blinded.to_bytes();
+        let out = self.derive(keyset, counter)?;
+        let bytes = out.blinded.to_bytes();
         if let Ok(mut o) = self.outstanding.lock() {
-            o.insert(
-                bytes,
-                Outstanding {
-                    keyset,
-                    secret,
-                    r,
-                    blinded,
-                    counter,
-                    since: std::time::Instant::now(),
-                },
-            );
+            o.insert(bytes, out);
         }
         Ok(bytes)
     }
 
     /// The NUT-13 secret, blinding factor and blinded message of (`keyset`, `counter`).
-    fn derive(
-        &self,
-        keyset: Id,
-        counter: u32,
-    ) -> Result<(Secret, SecretKey, PublicKey), WalletError> {
+    fn derive(&self, keyset: Id, counter: u32) -> Result<Outstanding, WalletError> {
         let derive = |e: cdk::nuts::nut13::Error| WalletError::Derive(e.to_string());
         let secret = Secret::from_seed(&self.seed, keyset, counter).map_err(derive)?;
         let r = SecretKey::from_seed(&self.seed, keyset, counter).map_err(derive)?;
         let (blinded, r) = blind_message(&secret.to_bytes(), Some(r))
             .map_err(|e| WalletError::Derive(e.to_string()))?;
-        Ok((secret, r, blinded))
+        Ok(Outstanding {
+            keyset,
+            secret,
+            r,
+            blinded,
+            counter,
+            since: std::time::Instant::now(),
+        })
     }
 
     /// Takes back the blinded message of a share the pool rejected (`SubmitSharesError`: the

@@ -4,7 +4,7 @@
 //! for; ours uses the keys of the keyset that signed, because after an epoch rotation the mint
 //! signs messages derived for the previous keyset with the new one.
 
-use super::{EhashWallet, IncomingSignature, Outstanding, WalletError};
+use super::{EhashWallet, IncomingSignature, WalletError};
 use cdk::nuts::{BlindedMessage, Id, RestoreRequest, State};
 use cdk::wallet::types::KeysetLoadPolicy;
 use cdk::Amount;
@@ -57,19 +57,9 @@ impl EhashWallet {
             let mut by_point = HashMap::new();
             let mut outputs = Vec::with_capacity(BATCH as usize);
             for counter in start..end {
-                let (secret, r, blinded) = self.derive(keyset, counter)?;
-                outputs.push(BlindedMessage::new(Amount::ZERO, keyset, blinded));
-                by_point.insert(
-                    blinded.to_bytes(),
-                    Outstanding {
-                        keyset,
-                        secret,
-                        r,
-                        blinded,
-                        counter,
-                        since: std::time::Instant::now(),
-                    },
-                );
+                let out = self.derive(keyset, counter)?;
+                outputs.push(BlindedMessage::new(Amount::ZERO, keyset, out.blinded));
+                by_point.insert(out.blinded.to_bytes(), out);
             }
             let response =
                 cdk::wallet::MintConnector::post_restore(&client, RestoreRequest { outputs })
