@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building hashpool needs on Debian 12 with only Rust present:
 # cmake + libboost-dev (bitcoinkernel builds Bitcoin Core's validation code), protobuf-compiler
-# (CDK), and cargo-nextest (the test runner). Safe to run repeatedly.
+# (CDK), chromium (the dashboard test) and cargo-nextest (the test runner). Safe to run repeatedly.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 [ -d /usr/include/boost ] || need+=(libboost-dev)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
+# The dashboard test drives a headless Chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -48,6 +48,10 @@ pub struct MintConfig {
     /// Seconds a buyback quote stays valid.
     #[serde(default = "default_buyback_quote_secs")]
     pub buyback_quote_secs: u64,
+    /// Devnet only: HASH the faucet gives per request (`/hashpool/v1/faucet`); absent = no
+    /// faucet. Never set it on a mint whose ehash is worth anything.
+    #[serde(default)]
+    pub devnet_faucet: Option<u64>,
 }
 
 fn default_buyback_discount_ppm() -> u32 {

@@ -7,6 +7,7 @@
 //! - `/hashpool/v1/...`: stats, the per-epoch proof of liabilities, redemption and buyback.
 
 use crate::exchange::{self, Buyback, ExchangeError};
+use crate::faucet::{Faucet, FaucetError, FaucetRequest, FAUCET_PATH};
 use crate::{EhashLedger, MintError};
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -33,7 +34,11 @@ pub struct ApiState {
 }
 
 /// Builds the router.
-pub async fn router(ledger: Arc<EhashLedger>, buyback: Arc<Buyback>) -> Result<Router, MintError> {
+pub async fn router(
+    ledger: Arc<EhashLedger>,
+    buyback: Arc<Buyback>,
+    faucet: Option<Arc<Faucet>>,
+) -> Result<Router, MintError> {
     let cashu = || async {
         cdk_axum::create_mint_router(ledger.mint().clone(), vec![])
             .await
@@ -57,9 +62,35 @@ pub async fn router(ledger: Arc<EhashLedger>, buyback: Arc<Buyback>) -> Result<R
         .route(ehash_api::BUYBACK_PATH, post(accept_buyback))
         .route(ehash_api::EPOCH_SWAP_PATH, post(epoch_swap))
         .with_state(state);
+    let ours = match faucet {
+        Some(f) => ours.merge(
+            Router::new()
+                .route(FAUCET_PATH, get(faucet_info).post(faucet_give))
+                .with_state(f),
+        ),
+        None => ours,
+    };
     Ok(ehash_view
         .nest(ehash_api::SAT_MINT_PATH, sat_view)
         .merge(ours))
+}
+
+async fn faucet_info(State(f): State<Arc<Faucet>>) -> Response {
+    Json(f.info()).into_response()
+}
+
+async fn faucet_give(State(f): State<Arc<Faucet>>, Json(r): Json<FaucetRequest>) -> Response {
+    match f.give(r).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => {
+            let status = match e {
+                FaucetError::TooSoon => StatusCode::TOO_MANY_REQUESTS,
+                FaucetError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            api_error(status, "faucet", e)
+        }
+    }
 }
 
 fn api_error(status: StatusCode, code: &str, detail: impl ToString) -> Response {

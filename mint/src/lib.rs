@@ -10,6 +10,7 @@ pub mod epoch_keys;
 pub mod epochs;
 pub mod error;
 pub mod exchange;
+pub mod faucet;
 pub mod http;
 pub mod ledger;
 pub mod link;
@@ -87,7 +88,7 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         link_listener,
         keys.clone(),
         pools,
-        signer,
+        signer.clone(),
         ledger.clone(),
         http_url.clone(),
         shutdown.clone(),
@@ -96,7 +97,10 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         config.buyback_discount_ppm,
         std::time::Duration::from_secs(config.buyback_quote_secs),
     ));
-    let router = http::router(ledger.clone(), buyback).await?;
+    let faucet = config
+        .devnet_faucet
+        .map(|amount| Arc::new(faucet::Faucet::new(amount, signer.clone())));
+    let router = http::router(ledger.clone(), buyback, faucet).await?;
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let serve = axum::serve(http_listener, router).with_graceful_shutdown(sd.cancelled_owned());
@@ -108,6 +112,7 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         config.metrics_listen,
         || metrics::registry(ledger.clone()),
         || metrics::health(ledger.clone()),
+        axum::Router::new,
         shutdown.clone(),
         &mut tasks,
     )

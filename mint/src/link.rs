@@ -30,7 +30,7 @@ pub async fn serve(
         ledger,
         http_url,
     });
-    sv2_io::serve(listener, keys, "mint-link", shutdown, move |r, s| {
+    sv2_io::serve(listener, keys, "mint-link", shutdown, move |r, s, _peer| {
         let ctx = ctx.clone();
         async move { ctx.handle(r, s).await }
     })

@@ -193,3 +193,27 @@ pub mod codes {
     /// The mint failed.
     pub const INTERNAL: &str = "internal";
 }
+
+/// Path of the devnet faucet (GET: how much it gives; POST: give).
+pub const FAUCET_PATH: &str = "/hashpool/v1/faucet";
+
+/// A gift request: blinded outputs whose amounts sum to at most the faucet's amount.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FaucetRequest {
+    /// Outputs to sign.
+    pub outputs: Vec<BlindedMessage>,
+}
+
+/// The signatures, in the order of the outputs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FaucetResponse {
+    /// Signatures (with DLEQ), made with the active keyset.
+    pub signatures: Vec<BlindSignature>,
+}
+
+/// What the faucet gives.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FaucetInfo {
+    /// HASH per request.
+    pub amount: u64,
+}

@@ -218,7 +218,7 @@ pub async fn serve<F, Fut>(
     shutdown: tokio_util::sync::CancellationToken,
     handler: F,
 ) where
-    F: Fn(FrameReader, FrameSender) -> Fut + Send + Sync + 'static,
+    F: Fn(FrameReader, FrameSender, std::net::SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
 {
     let handler = std::sync::Arc::new(handler);
@@ -240,7 +240,7 @@ pub async fn serve<F, Fut>(
                 let (reader, sender) = accept(stream, &keys).await.map_err(|e| e.to_string())?;
                 tokio::select! {
                     _ = sd.cancelled() => Ok(()),
-                    r = handler(reader, sender) => r,
+                    r = handler(reader, sender, peer) => r,
                 }
             };
             match result.await {

@@ -198,7 +198,7 @@ pub async fn serve(
         keys,
         "template-provider",
         shutdown,
-        move |r, s| serve_pool(r, s, state.clone()),
+        move |r, s, _peer| serve_pool(r, s, state.clone()),
     )
     .await;
 }

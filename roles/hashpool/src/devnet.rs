@@ -115,6 +115,8 @@ pub struct DevnetStack {
     pub translator: TranslatorHandle,
     /// Miner counters.
     pub miner_stats: Vec<Arc<MinerStats>>,
+    /// Dashboards, mint API, `/metrics` and `/health` of every role, as `(name, url)`.
+    pub urls: Vec<(&'static str, String)>,
     miners_stop: CancellationToken,
     miner_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -140,7 +142,14 @@ impl DevnetStack {
         c.translator.pool_address = pool.addr.to_string();
         c.translator.nominal_hashrate = 500_000.0 * (o.miners * o.threads) as f32;
         let translator = hashpool_translator::start(c.translator.clone()).await?;
+        // The addresses actually bound (ephemeral ports), for the URL list.
+        c.mint.http_listen = mint.http_addr;
+        c.mint.metrics_listen = mint.metrics_addr;
+        c.pool.metrics_listen = pool.metrics_addr;
+        c.translator.metrics_listen = translator.metrics_addr;
+        let urls = c.urls();
         let mut stack = Self {
+            urls,
             tp,
             mint,
             pool,

@@ -252,19 +252,13 @@ async fn ctrl_c() {
 
 async fn run_devnet(opts: DevnetOptions, until_blocks: Option<u64>) -> anyhow::Result<()> {
     let mut stack = DevnetStack::start(&opts).await?;
-    for (role, addr) in [
-        ("pool", stack.pool.metrics_addr),
-        ("mint", stack.mint.metrics_addr),
-        ("translator", stack.translator.metrics_addr),
-    ] {
-        if let Some(m) = addr {
-            tracing::info!("{role} metrics: http://{m}/metrics  health: http://{m}/health");
-        }
+    // One line per URL on stderr, before any log noise, so a newcomer can click through.
+    for (name, url) in &stack.urls {
+        eprintln!("{name:<20} {url}");
     }
-    tracing::info!(
-        "mint API: {}  SV1 for miners: {}",
-        stack.mint.http_url,
-        stack.translator.sv1_addr
+    eprintln!(
+        "{:<20} stratum+tcp://{}",
+        "SV1 for miners", stack.translator.sv1_addr
     );
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let (mut last_hashes, mut last_time) = (stack.total_hashes(), Instant::now());

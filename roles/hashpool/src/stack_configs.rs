@@ -124,7 +124,46 @@ pub struct StackConfigs {
     pub miner: MinerOptions,
 }
 
+/// HASH the devnet mint's faucet gives per request.
+pub const DEVNET_FAUCET_HASH: u64 = 64;
+
 impl StackConfigs {
+    /// Where a newcomer clicks: every dashboard, the mint API, and each role's `/metrics` and
+    /// `/health`, one `name url` pair per line.
+    pub fn urls(&self) -> Vec<(&'static str, String)> {
+        let http = |a: Option<std::net::SocketAddr>, path: &str| {
+            a.map(|a| format!("http://{a}{path}")).unwrap_or_default()
+        };
+        let (pool, mint, tr) = (
+            self.pool.metrics_listen,
+            self.mint.metrics_listen,
+            self.translator.metrics_listen,
+        );
+        vec![
+            ("pool dashboard", http(pool, "/")),
+            ("wallet page", http(tr, "/wallet")),
+            ("miners page", http(tr, "/miners")),
+            ("proxy pool page", http(tr, "/pool")),
+            (
+                "mint API",
+                format!("http://{}/v1/info", self.mint.http_listen),
+            ),
+            (
+                "mint epochs",
+                format!("http://{}/hashpool/v1/epochs", self.mint.http_listen),
+            ),
+            ("pool metrics", http(pool, "/metrics")),
+            ("pool health", http(pool, "/health")),
+            ("mint metrics", http(mint, "/metrics")),
+            ("mint health", http(mint, "/health")),
+            ("translator metrics", http(tr, "/metrics")),
+            ("translator health", http(tr, "/health")),
+        ]
+        .into_iter()
+        .filter(|(_, u)| !u.is_empty())
+        .collect()
+    }
+
     /// Builds the configs, creating (or reusing) the authority keys in the roles' data dirs.
     pub fn generate(o: &DevnetOptions, ports: DevnetPorts) -> Result<Self, StackConfigError> {
         let d = &o.data_dir;
@@ -154,6 +193,7 @@ impl StackConfigs {
                 pool_fee_ppm: o.pool_fee_ppm,
                 buyback_discount_ppm: 100_000,
                 buyback_quote_secs: o.buyback_quote_secs,
+                devnet_faucet: Some(DEVNET_FAUCET_HASH),
             },
             pool: PoolConfig {
                 data_dir: d.join("pool"),
@@ -193,6 +233,7 @@ impl StackConfigs {
                 miner_vardiff_interval_secs: o.vardiff_interval_secs,
                 sv1_line_timeout_secs: 600.0,
                 metrics_listen: Some(local(ports.translator_metrics)),
+                dashboard_token: None,
             },
             miner: MinerOptions {
                 url: local(ports.sv1).to_string(),

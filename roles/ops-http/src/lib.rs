@@ -2,6 +2,9 @@
 //! own dependencies are reachable, 503 with a JSON reason otherwise), served by every role on
 //! its `metrics_listen` address.
 
+pub mod rate;
+pub mod status;
+
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,6 +38,34 @@ pub fn counter(name: &str, help: &str, value: u64) -> Option<prometheus::proto::
     let c = IntCounter::with_opts(Opts::new(name, help)).ok()?;
     c.inc_by(value);
     prometheus::core::Collector::collect(&c).pop()
+}
+
+/// Builds a floating-point gauge sample (rates, hashrates beyond `i64`).
+pub fn float_gauge(name: &str, help: &str, value: f64) -> Option<prometheus::proto::MetricFamily> {
+    let g = prometheus::Gauge::with_opts(Opts::new(name, help)).ok()?;
+    g.set(value);
+    prometheus::core::Collector::collect(&g).pop()
+}
+
+/// A latency histogram in seconds, buckets from 50 µs doubling to about 1.6 s.
+pub fn latency_histogram(name: &str, help: &str) -> prometheus::Histogram {
+    let buckets = prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default();
+    // Constant, valid options (a name, help and increasing buckets): construction cannot fail.
+    prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(name, help).buckets(buckets))
+        .expect("constant histogram options")
+}
+
+/// Registers extra collectors (histograms the role observes directly) in `registry`.
+pub fn register_all(
+    registry: Registry,
+    collectors: Vec<Box<dyn prometheus::core::Collector>>,
+) -> Registry {
+    for c in collectors {
+        if let Err(e) = registry.register(c) {
+            tracing::error!(error = %e, "cannot register metrics collector");
+        }
+    }
+    registry
 }
 
 /// Builds a gauge sample for a scrape-time collector.
@@ -83,11 +114,13 @@ pub fn router(registry: Registry, check: HealthCheck) -> Router {
         .route("/health", get(move || health(check.clone())))
 }
 
-/// Binds `addr` and serves `/metrics` and `/health` until `shutdown`; returns the bound address.
+/// Binds `addr` and serves `/metrics`, `/health` and the role's own `routes` (its dashboard)
+/// until `shutdown`; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     registry: Registry,
     check: HealthCheck,
+    routes: Router,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), OpsHttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -96,7 +129,7 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| OpsHttpError::Bind { addr, source })?;
-    let app = router(registry, check);
+    let app = router(registry, check).merge(routes);
     let task = tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -113,13 +146,14 @@ pub async fn serve_configured(
     listen: Option<SocketAddr>,
     registry: impl FnOnce() -> Registry,
     check: impl FnOnce() -> HealthCheck,
+    routes: impl FnOnce() -> Router,
     shutdown: CancellationToken,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Option<SocketAddr>, OpsHttpError> {
     let Some(addr) = listen else {
         return Ok(None);
     };
-    let (bound, task) = serve(addr, registry(), check(), shutdown).await?;
+    let (bound, task) = serve(addr, registry(), check(), routes(), shutdown).await?;
     tasks.push(task);
     Ok(Some(bound))
 }

@@ -32,6 +32,8 @@ pub struct PoolChannel {
     pub vardiff: PowerOfTwoVardiff,
     /// Sequence number of the last work event applied to this channel.
     pub work_seq: u64,
+    /// Counters the dashboard reads.
+    pub counters: std::sync::Arc<crate::board::ChannelCounters>,
 }
 
 /// A share of either kind.
@@ -111,6 +113,7 @@ impl PoolChannel {
             ChannelKind::Standard(c) => c.set_target(target).map_err(|e| format!("{e:?}"))?,
         }
         self.k = k;
+        self.counters.set_k(k);
         Ok(())
     }
 

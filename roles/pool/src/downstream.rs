@@ -45,6 +45,9 @@ pub(crate) struct Connection {
     pub(crate) channels: HashMap<u32, PoolChannel>,
     pub(crate) ehash: bool,
     pub(crate) replies: mpsc::UnboundedSender<EhashReply>,
+    /// Connection number and remote address, shown on the dashboard.
+    pub(crate) number: u64,
+    pub(crate) peer: std::net::SocketAddr,
 }
 
 pub(crate) fn str255(s: &str) -> Result<binary_sv2::Str0255Owned, String> {
@@ -56,6 +59,7 @@ pub async fn serve(
     ctx: Arc<PoolContext>,
     mut reader: FrameReader,
     sender: FrameSender,
+    peer: std::net::SocketAddr,
 ) -> Result<(), String> {
     let mut frame = reader.next().await.map_err(|e| e.to_string())?;
     let (ext, t) = sv2_io::frame::kind(&frame);
@@ -79,7 +83,10 @@ pub async fn serve(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(
         ctx.vardiff_interval.as_secs_f64().max(0.5),
     ));
+    let number = ctx.next_connection.fetch_add(1, Ordering::Relaxed);
     let mut conn = Connection {
+        number,
+        peer,
         ctx,
         sender,
         channels: HashMap::new(),
@@ -93,7 +100,7 @@ pub async fn serve(
                 conn.on_frame(frame).await?;
             }
             event = work.recv() => match event {
-                Ok((seq, e)) => conn.on_work(seq, &e).await?,
+                Ok((seq, received, e)) => conn.on_work(seq, received, &e).await?,
                 Err(broadcast::error::RecvError::Lagged(n)) => return Err(format!("fell {n} work events behind")),
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
@@ -117,6 +124,9 @@ where
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        for id in self.channels.keys() {
+            self.ctx.board.close(*id);
+        }
         self.ctx
             .stats
             .channels
@@ -188,6 +198,7 @@ impl Connection {
             }
             AnyMessage::Mining(Mining::CloseChannel(c)) => {
                 if self.channels.remove(&c.channel_id).is_some() {
+                    self.ctx.board.close(c.channel_id);
                     self.ctx.stats.channels.fetch_sub(1, Ordering::Relaxed);
                 }
                 Ok(())
@@ -293,7 +304,18 @@ impl Connection {
         kind: ChannelKind,
         success: MiningOwned,
     ) -> Result<(), String> {
+        let owner = crate::board::ChannelOwner {
+            connection: self.number,
+            peer: self.peer,
+            user: p.user.clone(),
+            kind: match kind {
+                ChannelKind::Extended(_) => "extended",
+                ChannelKind::Standard(_) => "standard",
+            },
+            ehash: self.ehash,
+        };
         let mut pc = PoolChannel {
+            counters: self.ctx.board.open(p.id, owner, p.k),
             kind,
             k: p.k,
             vardiff: ehash_protocol::vardiff::PowerOfTwoVardiff::new(
@@ -480,7 +502,12 @@ impl Connection {
         }
     }
 
-    async fn on_work(&mut self, seq: u64, event: &WorkEvent) -> Result<(), String> {
+    async fn on_work(
+        &mut self,
+        seq: u64,
+        received: std::time::Instant,
+        event: &WorkEvent,
+    ) -> Result<(), String> {
         let due: Vec<u32> = self
             .channels
             .iter_mut()
@@ -490,9 +517,16 @@ impl Connection {
                 *id
             })
             .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
         for id in due {
             self.apply_work(id, event).await?;
         }
+        self.ctx
+            .stats
+            .work_latency
+            .observe(event, received.elapsed());
         Ok(())
     }
 

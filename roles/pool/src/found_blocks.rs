@@ -8,10 +8,12 @@
 
 use crate::chain_view::{BlockPlace, ChainView};
 use crate::mint_client::MintLink;
+use crate::stats::PoolStats;
 use ehash_protocol::messages::{BLOCK_MATURED, BLOCK_ORPHANED, BLOCK_PENDING};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -227,14 +229,23 @@ pub struct NewBlock {
     pub reward: u64,
 }
 
+/// How found blocks are followed.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowPolicy {
+    /// Confirmations for maturity.
+    pub maturity: u32,
+    /// Time between polls of the node.
+    pub poll: Duration,
+}
+
 /// Follows found blocks until shutdown: records new ones, polls the node every `poll`, reports
 /// changes to the mint.
 pub async fn follow<C: ChainView>(
     store: Arc<BlockStore>,
     view: Option<C>,
     mint: Arc<MintLink>,
-    maturity: u32,
-    poll: Duration,
+    stats: Arc<PoolStats>,
+    policy: FollowPolicy,
     mut found: mpsc::Receiver<NewBlock>,
     shutdown: CancellationToken,
 ) {
@@ -245,7 +256,7 @@ pub async fn follow<C: ChainView>(
         Ok(blocks) => blocks.iter().for_each(|b| mint.report_block(b.report())),
         Err(e) => tracing::error!(error = %e, "cannot read found blocks"),
     }
-    let mut tick = tokio::time::interval(poll);
+    let mut tick = tokio::time::interval(policy.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -266,8 +277,15 @@ pub async fn follow<C: ChainView>(
             }
             _ = tick.tick() => {
                 if let Some(view) = &view {
-                    if let Err(e) = poll_once(&store, view, &mint, maturity).await {
-                        tracing::warn!(error = %e, "following found blocks failed; retrying");
+                    match poll_once(&store, view, &mint, policy.maturity).await {
+                        Ok(tip) => {
+                            stats.chain_tip_height.store(u64::from(tip), Ordering::Relaxed);
+                            stats.node.set_up(true);
+                        }
+                        Err(e) => {
+                            stats.node.set_up(false);
+                            tracing::warn!(error = %e, "following found blocks failed; retrying");
+                        }
                     }
                 }
             }
@@ -280,7 +298,7 @@ async fn poll_once<C: ChainView>(
     view: &C,
     mint: &MintLink,
     maturity: u32,
-) -> Result<(), String> {
+) -> Result<u32, String> {
     let tip = view.tip_height().await.map_err(|e| e.to_string())?;
     let blocks = store.all().map_err(|e| e.to_string())?;
     for b in blocks.into_iter().filter(|b| !b.settled(tip, maturity)) {
@@ -312,7 +330,7 @@ async fn poll_once<C: ChainView>(
             .report(),
         );
     }
-    Ok(())
+    Ok(tip)
 }
 
 #[cfg(test)]

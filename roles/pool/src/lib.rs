@@ -2,9 +2,11 @@
 //! provider, validates shares with `channels_sv2`, submits blocks, and pays every accepted
 //! share carrying a blinded message with a blind signature from the mint.
 
+pub mod board;
 pub mod chain_view;
 pub mod channel;
 pub mod config;
+pub mod dashboard;
 pub mod downstream;
 pub mod found_blocks;
 pub mod journal;
@@ -89,6 +91,10 @@ pub struct PoolContext {
     pub vardiff_interval: Duration,
     /// Coinbase tag.
     pub pool_tag: String,
+    /// Open channels and hashrate, for the dashboard.
+    pub board: Arc<board::MiningBoard>,
+    /// Next downstream connection number.
+    pub next_connection: std::sync::atomic::AtomicU64,
 }
 
 /// File name of the share journal in the pool's data dir.
@@ -169,6 +175,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         .map_err(|e| config_err("extranonce", format!("{e:?}")))?;
     let stats = Arc::new(PoolStats::default());
     let work = Arc::new(work::WorkState::new());
+    let board = Arc::new(board::MiningBoard::new(unit.unit_log2()));
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| config_err("data_dir", format!("{}: {e}", config.data_dir.display())))?;
     let (journal, open_entries) = journal::ShareJournal::open(&config.data_dir.join(JOURNAL_FILE))?;
@@ -208,6 +215,8 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         shares_per_minute: config.shares_per_minute,
         vardiff_interval: Duration::from_secs_f64(config.vardiff_interval_secs),
         pool_tag: config.pool_tag.clone(),
+        board: board.clone(),
+        next_connection: std::sync::atomic::AtomicU64::new(1),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -227,9 +236,17 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             blocks.clone(),
             config.chain_rpc.clone().map(chain_view::BitcoinRpc::new),
             mint.clone(),
-            config.maturity,
-            Duration::from_secs_f64(config.block_poll_secs),
+            stats.clone(),
+            found_blocks::FollowPolicy {
+                maturity: config.maturity,
+                poll: Duration::from_secs_f64(config.block_poll_secs),
+            },
             found_rx,
+            shutdown.clone(),
+        )),
+        tokio::spawn(board::sample_loop(
+            board.clone(),
+            stats.clone(),
             shutdown.clone(),
         )),
         tokio::spawn(forward_tips(
@@ -258,14 +275,28 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             keys.clone(),
             "pool",
             shutdown.clone(),
-            move |r, s| downstream::serve(ctx.clone(), r, s),
+            move |r, s, peer| downstream::serve(ctx.clone(), r, s, peer),
         )),
     ];
     let mut tasks = tasks;
     let metrics_addr = hashpool_ops_http::serve_configured(
         config.metrics_listen,
-        || metrics::registry(stats.clone()),
+        || metrics::registry(stats.clone(), board.clone()),
         || metrics::health(stats.clone()),
+        || {
+            dashboard::router(Arc::new(dashboard::Dashboard::new(
+                stats.clone(),
+                board.clone(),
+                blocks.clone(),
+                mint.clone(),
+                dashboard::ServiceFacts {
+                    tp_address: config.tp_address.clone(),
+                    mint_address: config.mint_address.clone(),
+                    node_configured: config.chain_rpc.is_some(),
+                    maturity: config.maturity,
+                },
+            )))
+        },
         shutdown.clone(),
         &mut tasks,
     )
@@ -298,7 +329,7 @@ async fn forward_tips(
             e = events.recv() => e,
         };
         let prev = match event {
-            Ok((_, work::WorkEvent::PrevHash(p))) => p,
+            Ok((_, _, work::WorkEvent::PrevHash(p))) => p,
             Ok(_) => continue,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,

@@ -1,20 +1,23 @@
 //! The pool's `/metrics` and `/health`.
 
+use crate::board::MiningBoard;
 use crate::stats::PoolStats;
-use hashpool_ops_http::{counter, gauge, labelled_counter, FnCollector, HealthCheck};
+use hashpool_ops_http::{
+    counter, float_gauge, gauge, labelled_counter, register_all, FnCollector, HealthCheck,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Registry with the pool's metrics, read from its counters at scrape time.
-pub fn registry(stats: Arc<PoolStats>) -> prometheus::Registry {
-    FnCollector::new(move || {
+pub fn registry(stats: Arc<PoolStats>, board: Arc<MiningBoard>) -> prometheus::Registry {
+    let latency = stats.work_latency.clone();
+    let collect = FnCollector::new(move || {
         let s = stats.snapshot();
         let reasons: Vec<(String, u64)> = stats
             .rejected_by_reason
             .lock()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default();
-        let up = |b: &std::sync::atomic::AtomicBool| i64::from(b.load(Ordering::Relaxed));
         [
             counter(
                 "hashpool_pool_shares_accepted_total",
@@ -55,19 +58,42 @@ pub fn registry(stats: Arc<PoolStats>) -> prometheus::Registry {
             gauge(
                 "hashpool_pool_template_provider_up",
                 "1 while the template provider link is up",
-                up(&stats.tp_connected),
+                i64::from(stats.tp.is_up()),
             ),
             gauge(
                 "hashpool_pool_mint_up",
                 "1 while the mint link is up",
-                up(&stats.mint_connected),
+                i64::from(stats.mint.is_up()),
+            ),
+            gauge(
+                "hashpool_pool_node_up",
+                "1 while the node's JSON-RPC answers",
+                i64::from(stats.node.is_up()),
+            ),
+            gauge(
+                "hashpool_pool_chain_height",
+                "The node's best height at the last poll",
+                stats.chain_tip_height.load(Ordering::Relaxed) as i64,
+            ),
+            counter(
+                "hashpool_pool_work_accepted_total",
+                "Work of accepted shares, in HASH (2^share_unit_log2 expected hashes each)",
+                stats.work_accepted.load(Ordering::Relaxed),
+            ),
+            float_gauge(
+                "hashpool_pool_hashrate",
+                "Hashes per second of accepted shares over the last 30 s",
+                board.hashrate(),
             ),
         ]
         .into_iter()
         .flatten()
         .collect()
-    })
-    .registry()
+    });
+    register_all(
+        collect.registry(),
+        vec![Box::new(latency.template), Box::new(latency.prev_hash)],
+    )
 }
 
 /// Healthy while both the template provider and the mint links are up.
@@ -76,10 +102,10 @@ pub fn health(stats: Arc<PoolStats>) -> HealthCheck {
         let stats = stats.clone();
         Box::pin(async move {
             let mut down = Vec::new();
-            if !stats.tp_connected.load(Ordering::Relaxed) {
+            if !stats.tp.is_up() {
                 down.push("template provider unreachable");
             }
-            if !stats.mint_connected.load(Ordering::Relaxed) {
+            if !stats.mint.is_up() {
                 down.push("mint unreachable");
             }
             if down.is_empty() {

@@ -316,7 +316,7 @@ impl MintLink {
             *s = None;
         }
         self.info.send_replace(None);
-        self.stats.mint_connected.store(false, Ordering::Relaxed);
+        self.stats.mint.set_up(false);
     }
 
     /// Keeps the link up until shutdown.
@@ -435,9 +435,10 @@ impl MintLink {
             *s = Some(sender);
         }
         self.info.send_replace(Some(info));
-        self.stats.mint_connected.store(true, Ordering::Relaxed);
+        self.stats.mint.set_up(true);
         loop {
             let mut frame = reader.next().await.map_err(|e| e.to_string())?;
+            self.stats.mint.seen();
             match sv2_io::frame::kind(&frame) {
                 (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_RESPONSE) => {
                     let r: m::SignResponse =

@@ -44,6 +44,9 @@ impl Connection {
         if let Ok(mut by) = self.ctx.stats.rejected_by_reason.lock() {
             *by.entry(code.to_string()).or_default() += 1;
         }
+        if let Some(ch) = self.channels.get(&channel_id) {
+            ch.counters.on_rejected();
+        }
         let msg = SubmitSharesErrorOwned {
             channel_id,
             sequence_number,
@@ -156,6 +159,13 @@ impl Connection {
             .stats
             .shares_accepted
             .fetch_add(1, Ordering::Relaxed);
+        self.ctx
+            .stats
+            .work_accepted
+            .fetch_add(amount, Ordering::Relaxed);
+        if let Some(ch) = self.channels.get(&channel_id) {
+            ch.counters.on_accepted(amount);
+        }
         let ok = SubmitSharesSuccess {
             channel_id,
             last_sequence_number: sequence_number,

@@ -1,8 +1,10 @@
 //! Pool counters, shared by all tasks.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+pub use hashpool_ops_http::status::{now_ms, ServiceLink, ServiceStatus};
 
 /// A block the pool found and submitted.
 #[derive(Debug, Clone, Serialize)]
@@ -28,16 +30,58 @@ pub struct PoolStats {
     pub ehash_signed: AtomicU64,
     /// Sign requests the mint refused.
     pub ehash_refused: AtomicU64,
-    /// Template provider link is up.
-    pub tp_connected: AtomicBool,
-    /// Mint link is up.
-    pub mint_connected: AtomicBool,
+    /// Work (HASH) of every accepted share, paid in ehash or not.
+    pub work_accepted: AtomicU64,
+    /// Template provider link.
+    pub tp: ServiceLink,
+    /// Mint link.
+    pub mint: ServiceLink,
+    /// Bitcoin node JSON-RPC (found blocks are followed through it).
+    pub node: ServiceLink,
+    /// The node's best height at the last poll.
+    pub chain_tip_height: AtomicU64,
     /// Blocks found (solutions meeting the network target, submitted to the TP).
     pub blocks: Mutex<Vec<FoundBlock>>,
     /// Rejected shares by SV2 error code.
     pub rejected_by_reason: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Open channels.
     pub channels: AtomicU64,
+    /// Time from new work at the pool to its jobs queued for each connection.
+    pub work_latency: WorkLatency,
+}
+
+/// Histograms of how long new work takes to reach the connections' send queues.
+#[derive(Debug, Clone)]
+pub struct WorkLatency {
+    /// New template to job.
+    pub template: prometheus::Histogram,
+    /// New prev hash to channel update.
+    pub prev_hash: prometheus::Histogram,
+}
+
+impl Default for WorkLatency {
+    fn default() -> Self {
+        Self {
+            template: hashpool_ops_http::latency_histogram(
+                "hashpool_pool_template_to_job_seconds",
+                "From a template arriving at the pool to its job queued for a connection",
+            ),
+            prev_hash: hashpool_ops_http::latency_histogram(
+                "hashpool_pool_prev_hash_to_job_seconds",
+                "From a new prev hash arriving at the pool to it being queued for a connection",
+            ),
+        }
+    }
+}
+
+impl WorkLatency {
+    /// Records one connection's delay for `event`.
+    pub fn observe(&self, event: &crate::work::WorkEvent, delay: std::time::Duration) {
+        match event {
+            crate::work::WorkEvent::Template(_) => self.template.observe(delay.as_secs_f64()),
+            crate::work::WorkEvent::PrevHash(_) => self.prev_hash.observe(delay.as_secs_f64()),
+        }
+    }
 }
 
 /// Snapshot for status lines and JSON.

@@ -3,7 +3,6 @@
 
 use crate::stats::PoolStats;
 use crate::work::{WorkEvent, WorkState};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use stratum_core::bitcoin::TxOut;
@@ -40,7 +39,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             r = session => r,
         };
-        stats.tp_connected.store(false, Ordering::Relaxed);
+        stats.tp.set_up(false);
         match result {
             Ok(()) => backoff.reset(),
             Err(e) => {
@@ -81,7 +80,7 @@ async fn session(
     )
     .map_err(|e| e.to_string())?;
     sender.send(frame).await.map_err(|e| e.to_string())?;
-    stats.tp_connected.store(true, Ordering::Relaxed);
+    stats.tp.set_up(true);
     tracing::info!(%address, "template provider link up");
     loop {
         tokio::select! {
@@ -92,6 +91,7 @@ async fn session(
             }
             frame = reader.next() => {
                 let mut frame = frame.map_err(|e| e.to_string())?;
+                stats.tp.seen();
                 let (ext, t) = sv2_io::frame::kind(&frame);
                 if ext != 0 { continue; }
                 match TemplateDistribution::try_from((t, frame.payload())) {

@@ -4,6 +4,9 @@ use std::sync::Mutex;
 use stratum_core::template_distribution_sv2::{NewTemplateOwned, SetNewPrevHashOwned};
 use tokio::sync::broadcast;
 
+/// A broadcast change of work: sequence number, when the pool received it, the change.
+pub type WorkUpdate = (u64, std::time::Instant, WorkEvent);
+
 /// A change of work, broadcast to connections.
 #[derive(Debug, Clone)]
 pub enum WorkEvent {
@@ -59,7 +62,7 @@ pub struct WorkState {
     snapshot: Mutex<WorkSnapshot>,
     values: Mutex<std::collections::BTreeMap<u64, TemplateFacts>>,
     solved_parents: Mutex<std::collections::VecDeque<[u8; 32]>>,
-    events: broadcast::Sender<(u64, WorkEvent)>,
+    events: broadcast::Sender<WorkUpdate>,
 }
 
 impl Default for WorkState {
@@ -81,7 +84,7 @@ impl WorkState {
     }
 
     /// Subscribes and returns the snapshot taken atomically with the subscription.
-    pub fn subscribe(&self) -> (WorkSnapshot, broadcast::Receiver<(u64, WorkEvent)>) {
+    pub fn subscribe(&self) -> (WorkSnapshot, broadcast::Receiver<WorkUpdate>) {
         let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         (guard.clone(), self.events.subscribe())
     }
@@ -146,7 +149,9 @@ impl WorkState {
             }
         }
         guard.seq += 1;
-        let _ = self.events.send((guard.seq, event));
+        let _ = self
+            .events
+            .send((guard.seq, std::time::Instant::now(), event));
     }
 }
 
@@ -174,7 +179,8 @@ mod tests {
         let snap = work.snapshot(); // a channel opens and replays this
         assert_eq!(snap.seq, 2);
         work.publish(prev_hash(3));
-        let seqs: Vec<u64> = std::iter::from_fn(|| early.try_recv().ok().map(|(s, _)| s)).collect();
+        let seqs: Vec<u64> =
+            std::iter::from_fn(|| early.try_recv().ok().map(|(s, _, _)| s)).collect();
         // The queue still holds 1 and 2; only 3 is news for the replayed channel.
         assert_eq!(seqs, vec![1, 2, 3]);
         assert_eq!(seqs.iter().filter(|s| **s > snap.seq).count(), 1);

@@ -35,9 +35,14 @@ pub struct TranslatorConfig {
     /// Mint HTTP URL override (default: the URL the pool announces).
     #[serde(default)]
     pub mint_url: Option<String>,
-    /// Where to serve `/metrics` and `/health` (none if absent).
+    /// Where to serve `/metrics`, `/health` and the dashboard with the wallet page (none if
+    /// absent). Keep it on localhost unless `dashboard_token` is set.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token the dashboard's API requires (`?token=` in the page URL). Required when
+    /// `metrics_listen` is not a loopback address: the wallet page can spend ehash.
+    #[serde(default)]
+    pub dashboard_token: Option<String>,
 }
 
 fn default_user() -> String {

@@ -1,8 +1,10 @@
 //! The translator role: SV1 miners in, one SV2 extended channel (Noise, pinned pool key) out,
 //! and the ehash wallet that turns every accepted share into a verified proof.
 
+pub mod board;
 pub mod bridge;
 pub mod config;
+pub mod dashboard;
 pub mod metrics;
 pub mod miners;
 pub mod proof_store;
@@ -89,6 +91,7 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         shares_per_minute: positive("miner_shares_per_minute", config.miner_shares_per_minute)?,
     };
     let line_timeout = positive_secs("sv1_line_timeout_secs", config.sv1_line_timeout_secs)?;
+    check_dashboard_token(&config)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| TranslatorError::Config {
         key: "data_dir",
         reason: format!("{}: {e}", config.data_dir.display()),
@@ -106,6 +109,7 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
             source,
         })?;
     let stats = Arc::new(TranslatorStats::default());
+    let board = Arc::new(board::ProxyBoard::default());
     let (wallet_tx, wallet_rx) = watch::channel(None);
     let (mint_url_tx, mint_url_rx) = watch::channel(config.mint_url.clone());
     let (events_tx, events_rx) = mpsc::channel(4096);
@@ -117,6 +121,7 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         mint_url_tx,
         signatures_tx,
         stats.clone(),
+        board.clone(),
     );
     let mut tasks = vec![
         tokio::spawn(bridge.run(events_rx)),
@@ -148,8 +153,17 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
     )));
     let metrics_addr = hashpool_ops_http::serve_configured(
         config.metrics_listen,
-        || metrics::registry(stats.clone()),
+        || metrics::registry(stats.clone(), board.clone()),
         || metrics::health(stats.clone()),
+        || {
+            dashboard::router(Arc::new(dashboard::ProxyDashboard::new(
+                stats.clone(),
+                board.clone(),
+                wallet_rx.clone(),
+                config.pool_address.clone(),
+                config.dashboard_token.clone(),
+            )))
+        },
         shutdown.clone(),
         &mut tasks,
     )
@@ -173,6 +187,21 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         shutdown,
         tasks,
     })
+}
+
+/// The wallet page can spend ehash: beyond localhost it needs a token of some strength.
+fn check_dashboard_token(config: &TranslatorConfig) -> Result<(), TranslatorError> {
+    let err = |reason: &str| TranslatorError::Config {
+        key: "dashboard_token",
+        reason: reason.to_string(),
+    };
+    match (&config.metrics_listen, &config.dashboard_token) {
+        (_, Some(t)) if t.len() < 16 => Err(err("must be at least 16 characters")),
+        (Some(addr), None) if !addr.ip().is_loopback() => Err(err(
+            "required when metrics_listen is not a loopback address (the wallet page can spend ehash)",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn positive(key: &'static str, value: f64) -> Result<f64, TranslatorError> {

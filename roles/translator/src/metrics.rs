@@ -1,8 +1,9 @@
 //! The translator's `/metrics` and `/health`.
 
+use crate::board::ProxyBoard;
 use crate::stats::TranslatorStats;
 use crate::EhashWallet;
-use hashpool_ops_http::{counter, gauge, FnCollector, HealthCheck};
+use hashpool_ops_http::{counter, float_gauge, gauge, register_all, FnCollector, HealthCheck};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Registry with the translator's metrics, read at scrape time.
-pub fn registry(stats: Arc<TranslatorStats>) -> prometheus::Registry {
-    FnCollector::new(move || {
+pub fn registry(stats: Arc<TranslatorStats>, board: Arc<ProxyBoard>) -> prometheus::Registry {
+    let round_trip = stats.share_round_trip.0.clone();
+    let collect = FnCollector::new(move || {
         let s = stats.snapshot();
         [
             counter(
@@ -58,25 +60,30 @@ pub fn registry(stats: Arc<TranslatorStats>) -> prometheus::Registry {
             gauge(
                 "hashpool_translator_pool_up",
                 "1 while the pool link is up",
-                i64::from(stats.pool_connected.load(Ordering::Relaxed)),
+                i64::from(stats.pool_link.is_up()),
             ),
             gauge(
                 "hashpool_translator_wallet_balance",
                 "Unspent ehash (HASH) in the wallet, refreshed every 5 s",
                 stats.wallet_balance.load(Ordering::Relaxed) as i64,
             ),
+            float_gauge(
+                "hashpool_translator_hashrate",
+                "Hashes per second of the miners' accepted shares over the last 30 s",
+                board.hashrate(),
+            ),
         ]
         .into_iter()
         .flatten()
         .collect()
-    })
-    .registry()
+    });
+    register_all(collect.registry(), vec![Box::new(round_trip)])
 }
 
 /// Healthy while the pool link is up.
 pub fn health(stats: Arc<TranslatorStats>) -> HealthCheck {
     Arc::new(move || {
-        let up = stats.pool_connected.load(Ordering::Relaxed);
+        let up = stats.pool_link.is_up();
         Box::pin(async move {
             if up {
                 Ok(())

@@ -4,6 +4,8 @@
 
 use ehash_protocol::difficulty::ladder_target_le;
 use ehash_protocol::vardiff::PowerOfTwoVardiff;
+use hashpool_ops_http::status::now_ms;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -34,12 +36,66 @@ pub struct MinerSession {
     pub extranonce1: Vec<u8>,
     /// The miner's difficulty.
     pub difficulty: MinerDifficulty,
+    /// Remote address.
+    pub peer: std::net::SocketAddr,
+    /// Unix ms it connected.
+    pub connected_ms: i64,
+    /// Share outcomes, for the dashboard.
+    pub tally: MinerTally,
+    /// Hashrate window over `tally`'s work.
+    pub rate: hashpool_ops_http::rate::RateWindow,
+}
+
+/// A miner's share outcomes. Atomics only because the bridge answers shares through `&self`;
+/// one task writes them.
+#[derive(Debug, Default)]
+pub struct MinerTally {
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    work_bits: AtomicU64,
+    last_share_ms: AtomicI64,
+}
+
+impl MinerTally {
+    /// An accepted share proving `2^work_log2` hashes.
+    pub fn accepted(&self, work_log2: u32) {
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        let work =
+            f64::from_bits(self.work_bits.load(Ordering::Relaxed)) + 2f64.powi(work_log2 as i32);
+        self.work_bits.store(work.to_bits(), Ordering::Relaxed);
+        self.last_share_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// A rejected share.
+    pub fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.last_share_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// `(accepted, rejected, hashes of accepted shares, last share ms)`.
+    pub fn read(&self) -> (u64, u64, f64, i64) {
+        (
+            self.accepted.load(Ordering::Relaxed),
+            self.rejected.load(Ordering::Relaxed),
+            f64::from_bits(self.work_bits.load(Ordering::Relaxed)),
+            self.last_share_ms.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl MinerSession {
     /// A fresh connection.
-    pub fn new(lines: mpsc::Sender<String>, index: u16, vardiff: MinerVardiffConfig) -> Self {
+    pub fn new(
+        lines: mpsc::Sender<String>,
+        index: u16,
+        vardiff: MinerVardiffConfig,
+        peer: std::net::SocketAddr,
+    ) -> Self {
         Self {
+            peer,
+            connected_ms: now_ms(),
+            tally: MinerTally::default(),
+            rate: hashpool_ops_http::rate::RateWindow::new(6),
             lines,
             index,
             subscribed: false,

@@ -1,7 +1,21 @@
 //! Translator counters.
 
+use hashpool_ops_http::status::ServiceLink;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Histogram of share round trips to the pool.
+#[derive(Debug, Clone)]
+pub struct RoundTrip(pub prometheus::Histogram);
+
+impl Default for RoundTrip {
+    fn default() -> Self {
+        Self(hashpool_ops_http::latency_histogram(
+            "hashpool_translator_share_round_trip_seconds",
+            "From forwarding a share to the pool's verdict",
+        ))
+    }
+}
 
 /// Live counters.
 #[derive(Debug, Default)]
@@ -24,8 +38,10 @@ pub struct TranslatorStats {
     pub ehash_errors: AtomicU64,
     /// SV1 miners connected now.
     pub miners: AtomicU64,
-    /// The pool link is up.
-    pub pool_connected: AtomicBool,
+    /// The pool link.
+    pub pool_link: ServiceLink,
+    /// Share round trips (forwarded to the pool's verdict).
+    pub share_round_trip: RoundTrip,
     /// Unspent ehash in the wallet (refreshed periodically).
     pub wallet_balance: AtomicU64,
 }

@@ -22,7 +22,11 @@ pub async fn serve_miner(
     let (rd, mut wr) = stream.into_split();
     let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
     if bridge
-        .send(BridgeEvent::MinerConnected { id, lines: out_tx })
+        .send(BridgeEvent::MinerConnected {
+            id,
+            lines: out_tx,
+            peer,
+        })
         .await
         .is_err()
     {

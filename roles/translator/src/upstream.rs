@@ -31,9 +31,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             r = session(&address, &authority, &user, hashrate, &events, &stats) => r,
         };
-        stats
-            .pool_connected
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        stats.pool_link.set_up(false);
         if events.send(BridgeEvent::UpstreamDown).await.is_err() {
             return;
         }
@@ -91,12 +89,11 @@ async fn session(
         .send(BridgeEvent::UpstreamUp(sender))
         .await
         .map_err(|_| "bridge stopped")?;
-    stats
-        .pool_connected
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    stats.pool_link.set_up(true);
     tracing::info!(%address, "pool link up");
     loop {
         let frame = reader.next().await.map_err(|e| e.to_string())?;
+        stats.pool_link.seen();
         events
             .send(BridgeEvent::Upstream(frame))
             .await

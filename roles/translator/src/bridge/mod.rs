@@ -7,6 +7,7 @@
 mod sv1_requests;
 mod upstream_frames;
 
+use crate::board::{MinerRow, ProxyBoard, UpstreamView};
 use crate::miners::{MinerSession, MinerVardiffConfig};
 use crate::share_check::SeenShares;
 use crate::stats::TranslatorStats;
@@ -31,6 +32,8 @@ pub type MinerId = u64;
 const MINER_PREFIX_LEN: usize = 2;
 /// How often miners' vardiff is looked at (each miner retargets on its own interval).
 const VARDIFF_TICK: Duration = Duration::from_secs(1);
+/// Miners' hashrate is sampled every this many ticks (5 s).
+const MINER_SAMPLE_TICKS: u64 = 5;
 
 /// Events the bridge reacts to.
 pub enum BridgeEvent {
@@ -40,6 +43,8 @@ pub enum BridgeEvent {
         id: MinerId,
         /// Its outgoing lines.
         lines: mpsc::Sender<String>,
+        /// Remote address.
+        peer: std::net::SocketAddr,
     },
     /// A parsed SV1 request.
     Request {
@@ -107,6 +112,7 @@ struct PendingShare {
     miner: MinerId,
     request_id: u64,
     blinded: Option<[u8; 33]>,
+    sent: std::time::Instant,
 }
 
 /// The bridge task's state.
@@ -124,6 +130,11 @@ pub struct Bridge {
     mint_url: watch::Sender<Option<String>>,
     signatures: mpsc::Sender<crate::wallet::IncomingSignature>,
     stats: Arc<TranslatorStats>,
+    board: Arc<ProxyBoard>,
+    view: UpstreamView,
+    ticks: u64,
+    /// Unix ms of the last job or tip sent to miners.
+    work_ms: i64,
 }
 
 impl Bridge {
@@ -134,6 +145,7 @@ impl Bridge {
         mint_url: watch::Sender<Option<String>>,
         signatures: mpsc::Sender<crate::wallet::IncomingSignature>,
         stats: Arc<TranslatorStats>,
+        board: Arc<ProxyBoard>,
     ) -> Self {
         Self {
             miners: HashMap::new(),
@@ -149,6 +161,10 @@ impl Bridge {
             mint_url,
             signatures,
             stats,
+            board,
+            view: UpstreamView::default(),
+            ticks: 0,
+            work_ms: 0,
         }
     }
 
@@ -164,19 +180,22 @@ impl Bridge {
                         tracing::warn!(error = %e, "bridge event failed");
                     }
                 }
-                _ = tick.tick() => self.retarget_miners().await,
+                _ = tick.tick() => {
+                    self.retarget_miners().await;
+                    self.publish();
+                }
             }
         }
     }
 
     async fn on_event(&mut self, event: BridgeEvent) -> Result<(), String> {
         match event {
-            BridgeEvent::MinerConnected { id, lines } => {
+            BridgeEvent::MinerConnected { id, lines, peer } => {
                 let index = self.next_index;
                 self.next_index = self.next_index.wrapping_add(1);
                 self.stats.miners.fetch_add(1, Ordering::Relaxed);
                 self.miners
-                    .insert(id, MinerSession::new(lines, index, self.vardiff));
+                    .insert(id, MinerSession::new(lines, index, self.vardiff, peer));
                 Ok(())
             }
             BridgeEvent::MinerGone { id } => {
@@ -281,6 +300,7 @@ impl Bridge {
     }
 
     async fn broadcast_work(&mut self, clean: bool) {
+        self.work_ms = hashpool_ops_http::status::now_ms();
         let notify = self.notify_line(clean);
         let ids: Vec<MinerId> = self.miners.keys().copied().collect();
         for m in self.miners.values_mut() {
@@ -289,6 +309,83 @@ impl Bridge {
         for id in ids {
             self.send_work(id, notify.as_deref(), false).await;
         }
+    }
+
+    /// Records a share's round trip to the pool's verdict.
+    fn round_trip(&mut self, sent: std::time::Instant) {
+        let elapsed = sent.elapsed();
+        self.stats.share_round_trip.0.observe(elapsed.as_secs_f64());
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        self.view.latency_last_ms = Some(ms);
+        // A moving average over roughly the last 20 shares.
+        self.view.latency_ms = Some(
+            self.view
+                .latency_ms
+                .map_or(ms, |avg| avg + (ms - avg) / 20.0),
+        );
+    }
+
+    /// The job miners work on now.
+    fn job_view(&self) -> Option<crate::board::JobView> {
+        let ch = self.channel.as_ref()?;
+        let prev = ch.prev_hash.as_ref()?;
+        let job = ch.active_job.and_then(|j| ch.jobs.get(&j))?;
+        let mut prev_hash = prev.prev_hash.to_array();
+        prev_hash.reverse();
+        Some(crate::board::JobView {
+            job_id: job.job_id,
+            prev_hash: hex::encode(prev_hash),
+            nbits: format!("{:08x}", prev.nbits),
+            version: format!("{:08x}", job.version),
+            ntime: job.min_ntime.clone().into_inner().unwrap_or(prev.min_ntime),
+            merkle_branches: job.merkle_path.len(),
+            coinbase_bytes: job.coinbase_tx_prefix.len() + job.coinbase_tx_suffix.len(),
+            received_ms: self.work_ms,
+        })
+    }
+
+    /// Publishes the dashboard's snapshots: the upstream every tick, the miners (with their
+    /// hashrate) every [`MINER_SAMPLE_TICKS`].
+    fn publish(&mut self) {
+        self.ticks += 1;
+        let mut view = self.view.clone();
+        view.ehash = self.ehash;
+        view.keyset = self.keyset.map(|k| k.to_string());
+        view.mint_url = self.mint_url.borrow().clone();
+        view.channel = self.channel.as_ref().map(|c| crate::board::ChannelView {
+            channel_id: c.channel_id,
+            work_log2: c.work_log2,
+            extranonce_prefix: hex::encode(&c.prefix),
+            extranonce_size: c.rollable,
+        });
+        view.job = self.job_view();
+        self.board.publish_upstream(view);
+        if !self.ticks.is_multiple_of(MINER_SAMPLE_TICKS) {
+            return;
+        }
+        let now = hashpool_ops_http::status::now_ms();
+        let mut rows: Vec<MinerRow> = self
+            .miners
+            .iter_mut()
+            .map(|(id, m)| {
+                let (accepted, rejected, work, last_share_ms) = m.tally.read();
+                let work_log2 = m.difficulty.work_log2();
+                MinerRow {
+                    id: *id,
+                    user: m.user.clone(),
+                    peer: m.peer.to_string(),
+                    difficulty: work_log2.map(|w| 2f64.powi(w as i32 - 32)),
+                    work_log2,
+                    hashrate: m.rate.push(now, work),
+                    accepted,
+                    rejected,
+                    last_share_ms,
+                    connected_ms: m.connected_ms,
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| r.id);
+        self.board.publish_miners(rows);
     }
 
     /// Runs each miner's vardiff; a changed difficulty goes out with the current job again so

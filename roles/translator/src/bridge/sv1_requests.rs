@@ -87,6 +87,13 @@ impl Bridge {
         request_id: u64,
         pool_error: Option<&str>,
     ) {
+        if let Some(m) = self.miners.get(&miner) {
+            match (pool_error, m.difficulty.work_log2()) {
+                (Some(""), Some(work)) => m.tally.accepted(work),
+                (Some(""), None) => {}
+                _ => m.tally.rejected(),
+            }
+        }
         let resp = match pool_error {
             Some("") => Message::from(json_rpc::Response {
                 id: request_id,
@@ -108,10 +115,19 @@ impl Bridge {
     }
 
     async fn answer_local(&self, miner: MinerId, submit: Submit, outcome: SubmitOutcome) {
+        let tally = self
+            .miners
+            .get(&miner)
+            .map(|m| (&m.tally, m.difficulty.work_log2()));
         if let SubmitOutcome::Rejected(_) = outcome {
             self.stats
                 .shares_rejected_locally
                 .fetch_add(1, Ordering::Relaxed);
+            if let Some((t, _)) = tally {
+                t.rejected();
+            }
+        } else if let Some((t, Some(work))) = tally {
+            t.accepted(work);
         }
         let resp = submit.respond(outcome);
         self.send_line(miner, &Message::from(resp)).await;
@@ -252,6 +268,7 @@ impl Bridge {
                 miner: id,
                 request_id,
                 blinded: blinded.map(|b| b.1),
+                sent: std::time::Instant::now(),
             },
         );
         self.stats.shares_submitted.fetch_add(1, Ordering::Relaxed);

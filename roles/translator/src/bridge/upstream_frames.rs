@@ -139,6 +139,7 @@ impl Bridge {
                     .fetch_add(s.new_shares_sum, Ordering::Relaxed);
                 // The wallet keeps the blinding secret, keyed by B_, until the signature arrives.
                 if let Some(p) = self.pending.remove(&s.last_sequence_number) {
+                    self.round_trip(p.sent);
                     self.answer_forwarded(p.miner, p.request_id, Some("")).await;
                 }
             }
@@ -147,6 +148,7 @@ impl Bridge {
                 let code = String::from_utf8_lossy(e.error_code.as_bytes()).to_string();
                 tracing::debug!(sequence_number = e.sequence_number, %code, "share rejected");
                 if let Some(p) = self.pending.remove(&e.sequence_number) {
+                    self.round_trip(p.sent);
                     if let (Some(b), Some(w)) = (p.blinded, self.wallet.borrow().clone()) {
                         w.discard(&b);
                     }

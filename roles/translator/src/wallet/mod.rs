@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 mod exchange;
+mod faucet;
 pub use exchange::{split_amount, EpochHolding, Holdings, SatsReceived};
 pub mod mint_api;
 mod restore;

@@ -1,0 +1,181 @@
+//! The proxy dashboard: wallet, miners and pool pages (embedded, see `hashpool-web`) and the
+//! JSON they poll, served next to `/metrics` and `/health`.
+//!
+//! The wallet page can spend ehash, so the API is for localhost unless a token is configured;
+//! with a token every `/api/` request must carry it (`Authorization: Bearer`).
+
+mod wallet_api;
+
+use crate::board::{MinerRow, ProxyBoard, UpstreamView};
+use crate::stats::TranslatorStats;
+use crate::EhashWallet;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hashpool_ops_http::status::ServiceStatus;
+use serde::Serialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What the dashboard reads and acts on.
+pub struct ProxyDashboard {
+    /// Counters.
+    pub stats: Arc<TranslatorStats>,
+    /// Published snapshots of the bridge.
+    pub board: Arc<ProxyBoard>,
+    /// The wallet, once the mint is known.
+    pub wallet: watch::Receiver<Option<Arc<EhashWallet>>>,
+    /// Configured pool address.
+    pub pool_address: String,
+    token: Option<String>,
+    cache: wallet_api::WalletCache,
+}
+
+impl ProxyDashboard {
+    /// A dashboard; `token` protects its API when set.
+    pub fn new(
+        stats: Arc<TranslatorStats>,
+        board: Arc<ProxyBoard>,
+        wallet: watch::Receiver<Option<Arc<EhashWallet>>>,
+        pool_address: String,
+        token: Option<String>,
+    ) -> Self {
+        Self {
+            stats,
+            board,
+            wallet,
+            pool_address,
+            token,
+            cache: wallet_api::WalletCache::default(),
+        }
+    }
+
+    fn wallet(&self) -> Option<Arc<EhashWallet>> {
+        self.wallet.borrow().clone()
+    }
+}
+
+/// A JSON error answer.
+pub(crate) fn error(status: StatusCode, detail: impl ToString) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": status.as_str(), "detail": detail.to_string() })),
+    )
+        .into_response()
+}
+
+/// Compares without an early exit, so response time does not reveal a matching prefix.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn require_token(State(d): State<Arc<ProxyDashboard>>, req: Request, next: Next) -> Response {
+    let Some(expected) = d.token.as_deref() else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if same_token(given.as_bytes(), expected.as_bytes()) {
+        next.run(req).await
+    } else {
+        tracing::warn!(path = %req.uri().path(), "dashboard request without a valid token refused");
+        error(
+            StatusCode::UNAUTHORIZED,
+            "this dashboard needs its token: open the page with ?token=…",
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct MinersAnswer {
+    hashrate: f64,
+    history: Vec<(i64, f64)>,
+    miners: Vec<MinerRow>,
+}
+
+async fn miners(State(d): State<Arc<ProxyDashboard>>) -> Json<MinersAnswer> {
+    Json(MinersAnswer {
+        hashrate: d.board.hashrate(),
+        history: d.board.history(),
+        miners: d.board.miners(),
+    })
+}
+
+#[derive(Serialize)]
+struct UpstreamAnswer {
+    pool_address: String,
+    #[serde(flatten)]
+    link: ServiceStatus,
+    #[serde(flatten)]
+    view: UpstreamView,
+    shares_submitted: u64,
+    shares_accepted: u64,
+    shares_rejected: u64,
+    blocks: Vec<ehash_api::BlockCredit>,
+    blocks_error: Option<String>,
+}
+
+async fn upstream(State(d): State<Arc<ProxyDashboard>>) -> Json<UpstreamAnswer> {
+    let (blocks, blocks_error) = match d.cache.pool_blocks(d.wallet()).await {
+        Ok(b) => (b, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    Json(UpstreamAnswer {
+        pool_address: d.pool_address.clone(),
+        link: d.stats.pool_link.status(),
+        view: d.board.upstream(),
+        shares_submitted: l(&d.stats.shares_submitted),
+        shares_accepted: l(&d.stats.shares_accepted),
+        shares_rejected: l(&d.stats.shares_rejected),
+        blocks,
+        blocks_error,
+    })
+}
+
+/// The dashboard's routes.
+pub fn router(dashboard: Arc<ProxyDashboard>) -> Router {
+    use hashpool_web::{page_route, Page};
+    let api = Router::new()
+        .route("/api/miners", get(miners))
+        .route("/api/upstream", get(upstream))
+        .merge(wallet_api::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            dashboard.clone(),
+            require_token,
+        ))
+        .with_state(dashboard);
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/wallet") }))
+        .merge(page_route(&["/wallet"], Page::ProxyWallet))
+        .merge(page_route(&["/miners"], Page::ProxyMiners))
+        .merge(page_route(&["/pool"], Page::ProxyPool))
+        .merge(hashpool_web::assets())
+        .merge(api)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token(b"abc", b"abc"));
+        assert!(!same_token(b"abd", b"abc"));
+        assert!(!same_token(b"ab", b"abc"));
+        assert!(!same_token(b"", b"abc"));
+    }
+}
