@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Installs what building hashpool needs on Debian 12 with only Rust present:
 # cmake + libboost-dev (bitcoinkernel builds Bitcoin Core's validation code), protobuf-compiler
-# (CDK), chromium (the dashboard test) and cargo-nextest (the test runner). Safe to run repeatedly.
+# (CDK), what the tests use (chromium, nginx, shellcheck, systemd, sqlite3) and cargo-nextest.
+# Safe to run repeatedly.
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 [ -d /usr/include/boost ] || need+=(libboost-dev)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
-# The dashboard test drives a headless Chromium.
+# The tests: a headless Chromium drives the dashboards; the deploy-kit test checks the units,
+# the nginx site and the scripts with Debian's own tools and drills a mint backup.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+for tool in nginx shellcheck systemd-analyze:systemd sqlite3 openssl curl python3; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

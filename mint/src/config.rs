@@ -1,6 +1,7 @@
 //! Mint role configuration.
 
 use crate::MintError;
+use hashpool_ops_http::config_check::ConfigProblem;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,5 +110,83 @@ impl MintConfig {
                 })
             })
             .collect()
+    }
+}
+
+impl MintConfig {
+    /// Checks every value before the mint touches anything; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
+        use hashpool_ops_http::config_check::{http_url, within};
+        for k in &self.pool_keys {
+            k.parse::<AuthorityPublicKey>()
+                .map_err(|e| ConfigProblem::new("pool_keys", format!("{k:?}: {e}")))?;
+        }
+        if let Some(url) = &self.public_url {
+            http_url("public_url", url)?;
+        }
+        within(
+            "max_amount_log2",
+            self.max_amount_log2,
+            0,
+            ehash_protocol::difficulty::MAX_AMOUNT_LOG2,
+        )?;
+        within("signer_batch", self.signer_batch, 1, 65_536)?;
+        within("sign_threads", self.sign_threads, 1, 1_024)?;
+        within("epoch_blocks", self.epoch_blocks, 1, 1_000_000)?;
+        within("accrual_epochs", self.accrual_epochs, 1, 10_000)?;
+        within("pool_fee_ppm", self.pool_fee_ppm, 0, 1_000_000)?;
+        within(
+            "buyback_discount_ppm",
+            self.buyback_discount_ppm,
+            0,
+            1_000_000,
+        )?;
+        within("buyback_quote_secs", self.buyback_quote_secs, 1, 86_400)?;
+        if let Some(amount) = self.devnet_faucet {
+            within("devnet_faucet", amount, 1, 1 << 20)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> MintConfig {
+        toml::from_str(
+            r#"
+            data_dir = "/tmp/x"
+            link_listen = "127.0.0.1:18443"
+            http_listen = "127.0.0.1:13338"
+            pool_keys = ["9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"]
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_bad_value_names_its_key() {
+        assert_eq!(config().validate(), Ok(()));
+        let cases: Vec<(&str, Box<dyn Fn(&mut MintConfig)>)> = vec![
+            ("pool_keys", Box::new(|c| c.pool_keys.push("nope".into()))),
+            (
+                "public_url",
+                Box::new(|c| c.public_url = Some("mint.example.com".into())),
+            ),
+            ("max_amount_log2", Box::new(|c| c.max_amount_log2 = 63)),
+            ("signer_batch", Box::new(|c| c.signer_batch = 0)),
+            ("sign_threads", Box::new(|c| c.sign_threads = 0)),
+            ("epoch_blocks", Box::new(|c| c.epoch_blocks = 0)),
+            ("accrual_epochs", Box::new(|c| c.accrual_epochs = 0)),
+            ("pool_fee_ppm", Box::new(|c| c.pool_fee_ppm = 1_000_001)),
+            ("buyback_quote_secs", Box::new(|c| c.buyback_quote_secs = 0)),
+            ("devnet_faucet", Box::new(|c| c.devnet_faucet = Some(0))),
+        ];
+        for (key, spoil) in cases {
+            let mut c = config();
+            spoil(&mut c);
+            assert_eq!(c.validate().map_err(|e| e.key), Err(key));
+        }
     }
 }

@@ -46,3 +46,12 @@ pub enum MintError {
     #[error("mint http: {0}")]
     Http(String),
 }
+
+impl From<hashpool_ops_http::config_check::ConfigProblem> for MintError {
+    fn from(p: hashpool_ops_http::config_check::ConfigProblem) -> Self {
+        MintError::Config {
+            key: p.key,
+            reason: p.reason,
+        }
+    }
+}

@@ -81,6 +81,14 @@ impl EhashLedger {
     /// Opens the ledger to read it while the mint may be running: a signing batch left
     /// unsettled is the running mint's to settle, not ours.
     pub async fn inspect(config: &MintConfig, http_url: &str) -> Result<Self, MintError> {
+        // Inspecting must never create a mint: a mistyped data_dir would show an empty one.
+        let db = config.data_dir.join("mint.sqlite");
+        if !db.exists() {
+            return Err(MintError::Config {
+                key: "data_dir",
+                reason: format!("no mint database at {}", db.display()),
+            });
+        }
         Self::open_with(config, http_url, false).await
     }
 

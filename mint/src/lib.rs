@@ -61,6 +61,11 @@ impl MintHandle {
 
 /// Starts the mint role: opens the database, binds both listeners and spawns the services.
 pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
+    config.validate()?;
+    if config.pool_keys.is_empty() {
+        // Legitimate on a first start (to generate the mint's key), useless after it.
+        tracing::warn!("pool_keys is empty: no pool can request signatures until one is added");
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(|source| MintError::Io {
         path: config.data_dir.clone(),
         source,

@@ -1,5 +1,6 @@
 //! Template provider configuration.
 
+use hashpool_ops_http::config_check::ConfigProblem;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ pub struct TemplateProviderConfig {
     /// Expected hashes per block at start, before the pacer has seen blocks.
     #[serde(default = "default_initial_hashes")]
     pub initial_block_hashes: f64,
+    /// Where to serve `/metrics` and `/health` (none if absent).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_interval() -> f64 {
@@ -29,4 +33,36 @@ fn default_interval() -> f64 {
 
 fn default_initial_hashes() -> f64 {
     4_000_000.0
+}
+
+impl TemplateProviderConfig {
+    /// Checks every value before the template provider touches anything.
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
+        use hashpool_ops_http::config_check::{positive, seconds};
+        seconds("block_interval_secs", self.block_interval_secs, 86_400.0)?;
+        positive("initial_block_hashes", self.initial_block_hashes)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut c = TemplateProviderConfig {
+            data_dir: "/tmp/x".into(),
+            listen: "127.0.0.1:1".parse().unwrap(),
+            rpc_listen: None,
+            block_interval_secs: 10.0,
+            initial_block_hashes: 1e6,
+            metrics_listen: None,
+        };
+        assert_eq!(c.validate(), Ok(()));
+        c.initial_block_hashes = f64::INFINITY;
+        assert_eq!(c.validate().unwrap_err().key, "initial_block_hashes");
+        c.block_interval_secs = 1e30;
+        assert_eq!(c.validate().unwrap_err().key, "block_interval_secs");
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod metrics;
 pub mod pacing;
 pub mod rpc;
 pub mod server;
@@ -53,11 +54,14 @@ pub struct TemplateProviderHandle {
     pub authority: AuthorityPublicKey,
     /// Address of the JSON-RPC subset, if enabled.
     pub rpc_addr: Option<SocketAddr>,
+    /// Where `/metrics` and `/health` are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Shared state (chain, counters).
     pub state: Arc<TemplateState>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     rpc_task: Option<tokio::task::JoinHandle<()>>,
+    ops_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl TemplateProviderHandle {
@@ -66,6 +70,9 @@ impl TemplateProviderHandle {
         self.shutdown.cancel();
         let _ = self.task.await;
         if let Some(t) = self.rpc_task {
+            let _ = t.await;
+        }
+        for t in self.ops_tasks {
             let _ = t.await;
         }
         let chain = self.state.chain.clone();
@@ -77,12 +84,12 @@ impl TemplateProviderHandle {
 pub async fn start(
     config: TemplateProviderConfig,
 ) -> Result<TemplateProviderHandle, TemplateProviderError> {
-    if !(config.block_interval_secs.is_finite() && config.block_interval_secs > 0.0) {
-        return Err(TemplateProviderError::Config {
-            key: "block_interval_secs",
-            reason: "must be a positive number of seconds".into(),
-        });
-    }
+    config
+        .validate()
+        .map_err(|p| TemplateProviderError::Config {
+            key: p.key,
+            reason: p.reason,
+        })?;
     let keys = AuthorityKeypair::load_or_generate(&config.data_dir.join("authority.key"))?;
     let chain_dir = config.data_dir.join("regtest");
     let chain = tokio::task::spawn_blocking(move || KernelChain::open(&chain_dir))
@@ -120,11 +127,27 @@ pub async fn start(
         }
         None => (None, None),
     };
+    let mut ops_tasks = Vec::new();
+    let metrics_addr = hashpool_ops_http::serve_configured(
+        config.metrics_listen,
+        || metrics::registry(state.clone()),
+        || metrics::health(state.clone()),
+        axum::Router::new,
+        shutdown.clone(),
+        &mut ops_tasks,
+    )
+    .await
+    .map_err(|e| TemplateProviderError::Config {
+        key: "metrics_listen",
+        reason: e.to_string(),
+    })?;
     let tip = state.chain.tip()?;
-    tracing::info!(%addr, ?rpc_addr, authority = %keys.public(), height = tip.height, "template provider started");
+    tracing::info!(%addr, ?rpc_addr, ?metrics_addr, authority = %keys.public(), height = tip.height, "template provider started");
     Ok(TemplateProviderHandle {
         addr,
         rpc_addr,
+        metrics_addr,
+        ops_tasks,
         authority: keys.public(),
         state,
         shutdown,
@@ -145,7 +168,11 @@ async fn serve_rpc(
     };
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
-    let router = rpc::router(state, &config.data_dir).map_err(bind)?;
+    let router =
+        rpc::router(state, &config.data_dir).map_err(|e| TemplateProviderError::Config {
+            key: "data_dir",
+            reason: format!("cannot write the RPC cookie: {e}"),
+        })?;
     let task = tokio::spawn(async move {
         let serve =
             axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());

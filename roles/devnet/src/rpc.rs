@@ -26,7 +26,13 @@ struct RpcState {
 pub fn router(state: Arc<TemplateState>, data_dir: &Path) -> std::io::Result<Router> {
     let secret: [u8; 32] = rand::random();
     let cookie = format!("{COOKIE_USER}:{}", hex::encode(secret));
-    sv2_io::keys::write_private(&data_dir.join(COOKIE_FILE), &cookie)?;
+    let path = data_dir.join(COOKIE_FILE);
+    // As Bitcoin Core does: every start has a new cookie; the last run's is stale.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    sv2_io::keys::write_private(&path, &cookie)?;
     let authorization = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(cookie.as_bytes())

@@ -42,6 +42,24 @@ pub struct TemplateState {
     current: watch::Sender<Announcement>,
     /// Blocks accepted since start.
     pub blocks_accepted: AtomicU64,
+    /// Pools connected now.
+    pub pools_connected: AtomicU64,
+}
+
+/// Counts a pool connection while it lives.
+struct PoolPresence(Arc<TemplateState>);
+
+impl PoolPresence {
+    fn new(state: Arc<TemplateState>) -> Self {
+        state.pools_connected.fetch_add(1, Ordering::Relaxed);
+        Self(state)
+    }
+}
+
+impl Drop for PoolPresence {
+    fn drop(&mut self) {
+        self.0.pools_connected.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn now_secs() -> u32 {
@@ -52,6 +70,11 @@ fn now_secs() -> u32 {
 }
 
 impl TemplateState {
+    /// Templates issued since start.
+    pub fn templates_issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed).saturating_sub(2)
+    }
+
     /// State on the chain's current tip.
     pub fn new(chain: Arc<KernelChain>, pacer: BlockPacer) -> Result<Arc<Self>, String> {
         let tip = chain.tip().map_err(|e| e.to_string())?;
@@ -68,6 +91,7 @@ impl TemplateState {
             next_id: AtomicU64::new(2),
             current,
             blocks_accepted: AtomicU64::new(0),
+            pools_connected: AtomicU64::new(0),
         };
         Ok(Arc::new(state))
     }
@@ -222,6 +246,7 @@ async fn serve_pool(
     sender: FrameSender,
     state: Arc<TemplateState>,
 ) -> Result<(), String> {
+    let _presence = PoolPresence::new(state.clone());
     // SetupConnection first.
     let mut frame = reader.next().await.map_err(|e| e.to_string())?;
     let (ext, t) = sv2_io::frame::kind(&frame);

@@ -1,5 +1,6 @@
 //! Reading role configs: errors name the file and the offending key.
 
+use hashpool_ops_http::config_check::ConfigProblem;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -22,10 +23,70 @@ pub enum ConfigFileError {
         /// Parser's message, with the key and position.
         message: String,
     },
+    /// Parsed, but a value cannot be used.
+    #[error("invalid config {path}: {problem}")]
+    Invalid {
+        /// File.
+        path: String,
+        /// The key and what is wrong.
+        problem: ConfigProblem,
+    },
 }
 
-/// Loads a TOML config of type `T` from `path`.
-pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigFileError> {
+/// A role config whose values can be checked before the role starts.
+pub trait CheckedConfig: DeserializeOwned {
+    /// Every value usable, or the first key that is not.
+    fn check(&self) -> Result<(), ConfigProblem>;
+}
+
+impl CheckedConfig for hashpool_pool::PoolConfig {
+    fn check(&self) -> Result<(), ConfigProblem> {
+        self.validate()
+    }
+}
+
+impl CheckedConfig for hashpool_mint::MintConfig {
+    fn check(&self) -> Result<(), ConfigProblem> {
+        self.validate()
+    }
+}
+
+impl CheckedConfig for hashpool_translator::TranslatorConfig {
+    fn check(&self) -> Result<(), ConfigProblem> {
+        self.validate()
+    }
+}
+
+impl CheckedConfig for hashpool_devnet::TemplateProviderConfig {
+    fn check(&self) -> Result<(), ConfigProblem> {
+        self.validate()
+    }
+}
+
+impl CheckedConfig for hashpool_miner::MinerOptions {
+    fn check(&self) -> Result<(), ConfigProblem> {
+        use hashpool_ops_http::config_check::{host_port, within};
+        host_port("url", &self.url)?;
+        within("threads", self.threads, 1, 1_024)?;
+        if self.user.is_empty() {
+            return Err(ConfigProblem::new("user", "must name the worker"));
+        }
+        Ok(())
+    }
+}
+
+/// Loads a TOML config of type `T` from `path` and checks its values.
+pub fn load<T: CheckedConfig>(path: &Path) -> Result<T, ConfigFileError> {
+    let config: T = parse(path)?;
+    config.check().map_err(|problem| ConfigFileError::Invalid {
+        path: path.display().to_string(),
+        problem,
+    })?;
+    Ok(config)
+}
+
+/// Loads a TOML config of type `T` from `path` without checking values beyond their types.
+pub fn parse<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
         path: path.display().to_string(),
         source,
@@ -52,5 +113,56 @@ mod tests {
         assert!(err.contains("pool.toml"), "{err}");
         assert!(err.contains("listen"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_value_names_file_and_key() {
+        let dir = std::env::temp_dir().join(format!("hp-cfg-value-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("miner.toml");
+        std::fs::write(
+            &path,
+            "url = \"127.0.0.1:34255\"\nuser = \"w\"\nthreads = 0\n",
+        )
+        .unwrap();
+        let err = load::<hashpool_miner::MinerOptions>(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("miner.toml") && err.contains("`threads`"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The commented examples under `config/` and `deploy/devnet/` use only keys the roles accept.
+    #[test]
+    fn example_configs_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut seen = 0;
+        for dir in [
+            "config/devnet",
+            "config/testnet4",
+            "config/mainnet",
+            "deploy/devnet",
+        ] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                match name.as_str() {
+                    "pool.toml" => drop(parse::<hashpool_pool::PoolConfig>(&path).unwrap()),
+                    "mint.toml" => drop(parse::<hashpool_mint::MintConfig>(&path).unwrap()),
+                    "translator.toml" => {
+                        drop(parse::<hashpool_translator::TranslatorConfig>(&path).unwrap())
+                    }
+                    "template-provider.toml" => {
+                        drop(parse::<hashpool_devnet::TemplateProviderConfig>(&path).unwrap())
+                    }
+                    other => panic!("unexpected example {other}"),
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 14, "{seen}");
     }
 }

@@ -147,6 +147,7 @@ impl DevnetStack {
         c.mint.metrics_listen = mint.metrics_addr;
         c.pool.metrics_listen = pool.metrics_addr;
         c.translator.metrics_listen = translator.metrics_addr;
+        c.template_provider.metrics_listen = tp.metrics_addr;
         let urls = c.urls();
         let mut stack = Self {
             urls,

@@ -254,10 +254,10 @@ async fn run_devnet(opts: DevnetOptions, until_blocks: Option<u64>) -> anyhow::R
     let mut stack = DevnetStack::start(&opts).await?;
     // One line per URL on stderr, before any log noise, so a newcomer can click through.
     for (name, url) in &stack.urls {
-        eprintln!("{name:<20} {url}");
+        eprintln!("{name:<26} {url}");
     }
     eprintln!(
-        "{:<20} stratum+tcp://{}",
+        "{:<26} stratum+tcp://{}",
         "SV1 for miners", stack.translator.sv1_addr
     );
     let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -58,6 +58,8 @@ pub struct DevnetPorts {
     pub mint_metrics: u16,
     /// Translator `/metrics` and `/health`.
     pub translator_metrics: u16,
+    /// Template provider `/metrics` and `/health`.
+    pub tp_metrics: u16,
 }
 
 impl DevnetPorts {
@@ -72,6 +74,7 @@ impl DevnetPorts {
         tp_rpc: 18444,
         mint_metrics: 13339,
         translator_metrics: 34256,
+        tp_metrics: 18445,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -84,10 +87,11 @@ impl DevnetPorts {
         tp_rpc: 0,
         mint_metrics: 0,
         translator_metrics: 0,
+        tp_metrics: 0,
     };
 
     /// Ports taken from `base` on.
-    pub const COUNT: u16 = 9;
+    pub const COUNT: u16 = 10;
 
     /// [`Self::COUNT`] consecutive ports from `base`.
     pub fn from_base(base: u16) -> Self {
@@ -101,6 +105,7 @@ impl DevnetPorts {
             tp_rpc: base.saturating_add(6),
             mint_metrics: base.saturating_add(7),
             translator_metrics: base.saturating_add(8),
+            tp_metrics: base.saturating_add(9),
         }
     }
 }
@@ -134,10 +139,11 @@ impl StackConfigs {
         let http = |a: Option<std::net::SocketAddr>, path: &str| {
             a.map(|a| format!("http://{a}{path}")).unwrap_or_default()
         };
-        let (pool, mint, tr) = (
+        let (pool, mint, tr, tp) = (
             self.pool.metrics_listen,
             self.mint.metrics_listen,
             self.translator.metrics_listen,
+            self.template_provider.metrics_listen,
         );
         vec![
             ("pool dashboard", http(pool, "/")),
@@ -158,6 +164,8 @@ impl StackConfigs {
             ("mint health", http(mint, "/health")),
             ("translator metrics", http(tr, "/metrics")),
             ("translator health", http(tr, "/health")),
+            ("template provider metrics", http(tp, "/metrics")),
+            ("template provider health", http(tp, "/health")),
         ]
         .into_iter()
         .filter(|(_, u)| !u.is_empty())
@@ -177,6 +185,7 @@ impl StackConfigs {
                 rpc_listen: Some(local(ports.tp_rpc)),
                 block_interval_secs: o.block_interval_secs,
                 initial_block_hashes: o.initial_block_hashes,
+                metrics_listen: Some(local(ports.tp_metrics)),
             },
             mint: MintConfig {
                 data_dir: d.join("mint"),
@@ -285,10 +294,10 @@ mod tests {
     fn example_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/devnet");
         let _: TemplateProviderConfig =
-            crate::config_file::load(&dir.join("template-provider.toml")).unwrap();
-        let mint: MintConfig = crate::config_file::load(&dir.join("mint.toml")).unwrap();
-        let pool: PoolConfig = crate::config_file::load(&dir.join("pool.toml")).unwrap();
-        let _: TranslatorConfig = crate::config_file::load(&dir.join("translator.toml")).unwrap();
+            crate::config_file::parse(&dir.join("template-provider.toml")).unwrap();
+        let mint: MintConfig = crate::config_file::parse(&dir.join("mint.toml")).unwrap();
+        let pool: PoolConfig = crate::config_file::parse(&dir.join("pool.toml")).unwrap();
+        let _: TranslatorConfig = crate::config_file::parse(&dir.join("translator.toml")).unwrap();
         assert_eq!(mint.epoch_blocks, 5);
         assert!(pool.chain_rpc.is_some());
     }

@@ -1,7 +1,9 @@
-//! `/metrics` (Prometheus text, from the `prometheus` crate) and `/health` (200 when the role's
-//! own dependencies are reachable, 503 with a JSON reason otherwise), served by every role on
-//! its `metrics_listen` address.
+//! What every role shows its operator: `/metrics` (Prometheus text, from the `prometheus`
+//! crate) and `/health` (200 when the role's own dependencies are reachable, 503 with a JSON
+//! reason otherwise) on its `metrics_listen` address, the status of its links, rates for the
+//! dashboards, and the checks of its config values.
 
+pub mod config_check;
 pub mod rate;
 pub mod status;
 

@@ -1,5 +1,6 @@
 //! Pool role configuration.
 
+use hashpool_ops_http::config_check::ConfigProblem;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,4 +65,136 @@ fn default_spm() -> f64 {
 }
 fn default_vardiff_secs() -> f64 {
     5.0
+}
+
+/// Longest coinbase tag: the scriptSig holds at most 100 bytes, of which the BIP34 height and
+/// the 16-byte extranonce take up to 21.
+const MAX_POOL_TAG: usize = 64;
+
+impl PoolConfig {
+    /// Checks every value before the pool touches anything; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
+        use hashpool_ops_http::config_check::{host_port, http_url, positive, seconds, within};
+        ehash_protocol::ShareUnit::new(self.share_unit_log2)
+            .map_err(|e| ConfigProblem::new("share_unit_log2", e))?;
+        host_port("tp_address", &self.tp_address)?;
+        host_port("mint_address", &self.mint_address)?;
+        self.tp_authority
+            .parse::<sv2_io::AuthorityPublicKey>()
+            .map_err(|e| ConfigProblem::new("tp_authority", e))?;
+        self.mint_authority
+            .parse::<sv2_io::AuthorityPublicKey>()
+            .map_err(|e| ConfigProblem::new("mint_authority", e))?;
+        if self.pool_tag.len() > MAX_POOL_TAG {
+            return Err(ConfigProblem::new(
+                "pool_tag",
+                format!("at most {MAX_POOL_TAG} bytes fit in the coinbase"),
+            ));
+        }
+        if let Some(script) = &self.payout_script {
+            let bytes = hex::decode(script).map_err(|e| ConfigProblem::new("payout_script", e))?;
+            if bytes.is_empty() {
+                return Err(ConfigProblem::new(
+                    "payout_script",
+                    "is empty (anyone could spend the reward); remove the key to pay the pool's own key",
+                ));
+            }
+        }
+        positive("shares_per_minute", self.shares_per_minute)?;
+        seconds("vardiff_interval_secs", self.vardiff_interval_secs, 3_600.0)?;
+        seconds("block_poll_secs", self.block_poll_secs, 3_600.0)?;
+        within("maturity", self.maturity, 1, 10_000)?;
+        if let Some(rpc) = &self.chain_rpc {
+            http_url("chain_rpc.url", &rpc.url)?;
+            match (&rpc.cookie_file, &rpc.user, &rpc.password) {
+                (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                    return Err(ConfigProblem::new(
+                        "chain_rpc.cookie_file",
+                        "set either cookie_file or user/password, not both",
+                    ))
+                }
+                (None, Some(_), None) | (None, None, Some(_)) => {
+                    return Err(ConfigProblem::new(
+                        "chain_rpc.user",
+                        "user and password go together",
+                    ))
+                }
+                (None, None, None) => {
+                    return Err(ConfigProblem::new(
+                        "chain_rpc",
+                        "needs cookie_file or user and password",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> PoolConfig {
+        toml::from_str(
+            r#"
+            data_dir = "/tmp/x"
+            listen = "127.0.0.1:3333"
+            tp_address = "127.0.0.1:8442"
+            tp_authority = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+            mint_address = "mint.example.com:8443"
+            mint_authority = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+            share_unit_log2 = 32
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_bad_value_names_its_key() {
+        assert_eq!(config().validate(), Ok(()));
+        let cases: Vec<(&str, Box<dyn Fn(&mut PoolConfig)>)> = vec![
+            ("tp_address", Box::new(|c| c.tp_address = "nohost".into())),
+            (
+                "mint_authority",
+                Box::new(|c| c.mint_authority = "xx".into()),
+            ),
+            ("pool_tag", Box::new(|c| c.pool_tag = "t".repeat(65))),
+            (
+                "payout_script",
+                Box::new(|c| c.payout_script = Some(String::new())),
+            ),
+            (
+                "payout_script",
+                Box::new(|c| c.payout_script = Some("zz".into())),
+            ),
+            (
+                "vardiff_interval_secs",
+                Box::new(|c| c.vardiff_interval_secs = 1e30),
+            ),
+            (
+                "block_poll_secs",
+                Box::new(|c| c.block_poll_secs = f64::NAN),
+            ),
+            ("maturity", Box::new(|c| c.maturity = 0)),
+            ("share_unit_log2", Box::new(|c| c.share_unit_log2 = 255)),
+            (
+                "chain_rpc.user",
+                Box::new(|c| {
+                    c.chain_rpc = Some(crate::chain_view::ChainRpcConfig {
+                        url: "http://127.0.0.1:8332".into(),
+                        cookie_file: None,
+                        user: Some("u".into()),
+                        password: None,
+                    })
+                }),
+            ),
+        ];
+        for (key, spoil) in cases {
+            let mut c = config();
+            spoil(&mut c);
+            assert_eq!(c.validate().map_err(|e| e.key), Err(key));
+        }
+    }
 }

@@ -128,6 +128,15 @@ impl PoolHandle {
     }
 }
 
+impl From<hashpool_ops_http::config_check::ConfigProblem> for PoolError {
+    fn from(p: hashpool_ops_http::config_check::ConfigProblem) -> Self {
+        PoolError::Config {
+            key: p.key,
+            reason: p.reason,
+        }
+    }
+}
+
 fn config_err(key: &'static str, reason: impl ToString) -> PoolError {
     PoolError::Config {
         key,
@@ -137,6 +146,7 @@ fn config_err(key: &'static str, reason: impl ToString) -> PoolError {
 
 /// Starts the pool.
 pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
+    config.validate()?;
     let keys = AuthorityKeypair::load_or_generate(&config.data_dir.join("authority.key"))?;
     let unit =
         ShareUnit::new(config.share_unit_log2).map_err(|e| config_err("share_unit_log2", e))?;
@@ -148,18 +158,6 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         .mint_authority
         .parse()
         .map_err(|e| config_err("mint_authority", e))?;
-    if !(config.shares_per_minute > 0.0 && config.shares_per_minute.is_finite()) {
-        return Err(config_err("shares_per_minute", "must be positive"));
-    }
-    if !(config.vardiff_interval_secs > 0.0 && config.vardiff_interval_secs.is_finite()) {
-        return Err(config_err("vardiff_interval_secs", "must be positive"));
-    }
-    if !(config.block_poll_secs > 0.0 && config.block_poll_secs.is_finite()) {
-        return Err(config_err("block_poll_secs", "must be positive"));
-    }
-    if config.maturity == 0 {
-        return Err(config_err("maturity", "must be at least 1 confirmation"));
-    }
     let payout = match &config.payout_script {
         Some(h) => {
             ScriptBuf::from_bytes(hex::decode(h).map_err(|e| config_err("payout_script", e))?)

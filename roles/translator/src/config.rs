@@ -1,5 +1,6 @@
 //! Translator configuration.
 
+use hashpool_ops_http::config_check::ConfigProblem;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,4 +60,107 @@ fn default_miner_vardiff_secs() -> f64 {
 }
 fn default_sv1_timeout() -> f64 {
     600.0
+}
+
+impl TranslatorConfig {
+    /// Checks every value before the translator touches anything; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
+        use hashpool_ops_http::config_check::{host_port, http_url, positive, seconds};
+        host_port("pool_address", &self.pool_address)?;
+        self.pool_authority
+            .parse::<sv2_io::AuthorityPublicKey>()
+            .map_err(|e| ConfigProblem::new("pool_authority", e))?;
+        if self.user_identity.len() > 255 {
+            return Err(ConfigProblem::new(
+                "user_identity",
+                "at most 255 bytes (an SV2 STR0_255)",
+            ));
+        }
+        positive("nominal_hashrate", f64::from(self.nominal_hashrate))?;
+        positive("miner_shares_per_minute", self.miner_shares_per_minute)?;
+        seconds(
+            "miner_vardiff_interval_secs",
+            self.miner_vardiff_interval_secs,
+            3_600.0,
+        )?;
+        seconds(
+            "sv1_line_timeout_secs",
+            self.sv1_line_timeout_secs,
+            86_400.0,
+        )?;
+        if let Some(url) = &self.mint_url {
+            http_url("mint_url", url)?;
+        }
+        match (&self.metrics_listen, &self.dashboard_token) {
+            (_, Some(t)) if t.len() < 16 => Err(ConfigProblem::new(
+                "dashboard_token",
+                "must be at least 16 characters",
+            )),
+            (Some(addr), None) if !addr.ip().is_loopback() => Err(ConfigProblem::new(
+                "dashboard_token",
+                "required when metrics_listen is not a loopback address (the wallet page can spend ehash)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> TranslatorConfig {
+        toml::from_str(
+            r#"
+            data_dir = "/tmp/x"
+            sv1_listen = "0.0.0.0:34255"
+            pool_address = "pool.example.com:3333"
+            pool_authority = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+            metrics_listen = "127.0.0.1:34256"
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_bad_value_names_its_key() {
+        assert_eq!(config().validate(), Ok(()));
+        let cases: Vec<(&str, Box<dyn Fn(&mut TranslatorConfig)>)> = vec![
+            ("pool_address", Box::new(|c| c.pool_address = "pool".into())),
+            (
+                "pool_authority",
+                Box::new(|c| c.pool_authority = "x".into()),
+            ),
+            (
+                "user_identity",
+                Box::new(|c| c.user_identity = "u".repeat(256)),
+            ),
+            ("nominal_hashrate", Box::new(|c| c.nominal_hashrate = -1.0)),
+            (
+                "sv1_line_timeout_secs",
+                Box::new(|c| c.sv1_line_timeout_secs = 1e30),
+            ),
+            (
+                "mint_url",
+                Box::new(|c| c.mint_url = Some("mint:3338".into())),
+            ),
+            (
+                "dashboard_token",
+                Box::new(|c| c.metrics_listen = Some("0.0.0.0:34256".parse().unwrap())),
+            ),
+            (
+                "dashboard_token",
+                Box::new(|c| c.dashboard_token = Some("short".into())),
+            ),
+        ];
+        for (key, spoil) in cases {
+            let mut c = config();
+            spoil(&mut c);
+            assert_eq!(c.validate().map_err(|e| e.key), Err(key));
+        }
+        let mut exposed = config();
+        exposed.metrics_listen = Some("0.0.0.0:34256".parse().unwrap());
+        exposed.dashboard_token = Some("a-long-enough-token".into());
+        assert_eq!(exposed.validate(), Ok(()));
+    }
 }

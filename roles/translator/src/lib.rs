@@ -75,6 +75,10 @@ impl TranslatorHandle {
 
 /// Starts the translator.
 pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, TranslatorError> {
+    config.validate().map_err(|p| TranslatorError::Config {
+        key: p.key,
+        reason: p.reason,
+    })?;
     let authority: AuthorityPublicKey =
         config
             .pool_authority
@@ -91,7 +95,7 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         shares_per_minute: positive("miner_shares_per_minute", config.miner_shares_per_minute)?,
     };
     let line_timeout = positive_secs("sv1_line_timeout_secs", config.sv1_line_timeout_secs)?;
-    check_dashboard_token(&config)?;
+
     std::fs::create_dir_all(&config.data_dir).map_err(|e| TranslatorError::Config {
         key: "data_dir",
         reason: format!("{}: {e}", config.data_dir.display()),
@@ -187,21 +191,6 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         shutdown,
         tasks,
     })
-}
-
-/// The wallet page can spend ehash: beyond localhost it needs a token of some strength.
-fn check_dashboard_token(config: &TranslatorConfig) -> Result<(), TranslatorError> {
-    let err = |reason: &str| TranslatorError::Config {
-        key: "dashboard_token",
-        reason: reason.to_string(),
-    };
-    match (&config.metrics_listen, &config.dashboard_token) {
-        (_, Some(t)) if t.len() < 16 => Err(err("must be at least 16 characters")),
-        (Some(addr), None) if !addr.ip().is_loopback() => Err(err(
-            "required when metrics_listen is not a loopback address (the wallet page can spend ehash)",
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn positive(key: &'static str, value: f64) -> Result<f64, TranslatorError> {
