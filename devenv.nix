@@ -23,7 +23,6 @@ let
   # changed). Running `cargo run` per process instead would build five times in parallel.
   hashpool = "${root}/target/release/hashpool";
 
-  curl = "${pkgs.curl}/bin/curl";
   grep = "${pkgs.gnugrep}/bin/grep";
   sed = "${pkgs.gnused}/bin/sed";
 
@@ -40,6 +39,7 @@ let
     tpRpc = 18444;
     mintMetrics = 13339;
     translatorMetrics = 34256;
+    tpMetrics = 18445;
     prometheus = 9090;
   };
 
@@ -89,7 +89,7 @@ in
     {
       # cmake + boost: libbitcoinkernel-sys builds Bitcoin Core's validation code; protobuf:
       # protoc for CDK; cargo-nextest: the test runner; sqlite: the sqlite3 shell to inspect the
-      # roles' databases; prometheus (and promtool); curl: readiness probe and poking /metrics.
+      # roles' databases; prometheus (and promtool); curl: poking /metrics and /health.
       packages = [
         pkgs.cmake
         pkgs.boost
@@ -153,12 +153,8 @@ in
         template-provider = {
           exec = "exec ${hashpool} template-provider -c ${devnetDir}/template-provider.toml";
           after = [ "hashpool:devnet-init" ];
-          # No /metrics here; its JSON-RPC listener is bound after the TDP one, so any HTTP
-          # answer (even 401/405) means both are up. curl without -f exits 0 on any answer.
-          ready = {
-            exec = "${curl} -s -o /dev/null http://127.0.0.1:${toString ports.tpRpc}/";
-            period = 1;
-          };
+          # /metrics is bound after the TDP and RPC listeners: once it answers, all are up.
+          ready = metricsReady ports.tpMetrics;
         };
 
         mint = {

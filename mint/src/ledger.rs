@@ -31,6 +31,54 @@ pub struct SignCounters {
     pub commits: AtomicU64,
     /// Microseconds spent in signing batches.
     pub batch_micros: AtomicU64,
+    /// Signatures per second over the last 30 s (f64 bits), sampled every 5 s.
+    pub sign_rate_bits: AtomicU64,
+    /// Batch and database commit times.
+    pub latency: SignLatency,
+}
+
+/// Histograms of the signing path.
+#[derive(Debug, Clone)]
+pub struct SignLatency {
+    /// A whole batch: sign, DLEQ, store.
+    pub batch: prometheus::Histogram,
+    /// The database commit of a batch (fsync included): the mint's database latency.
+    pub db_commit: prometheus::Histogram,
+}
+
+impl Default for SignLatency {
+    fn default() -> Self {
+        Self {
+            batch: hashpool_ops_http::latency_histogram(
+                "hashpool_mint_sign_batch_seconds",
+                "Time to sign a batch with DLEQ proofs and store it",
+            ),
+            db_commit: hashpool_ops_http::latency_histogram(
+                "hashpool_mint_db_commit_seconds",
+                "Time of the database commit of a signing batch (fsync included)",
+            ),
+        }
+    }
+}
+
+/// Samples the signature rate every 5 s until shutdown.
+pub async fn sample_sign_rate(
+    ledger: std::sync::Arc<EhashLedger>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut window = hashpool_ops_http::rate::RateWindow::new(6);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let c = &ledger.counters;
+        let signed = c.signed.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        let rate = window.push(hashpool_ops_http::status::now_ms(), signed);
+        c.sign_rate_bits
+            .store(rate.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Snapshot of the mint's books.

@@ -98,6 +98,10 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         http_url.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(ledger::sample_sign_rate(
+        ledger.clone(),
+        shutdown.clone(),
+    )));
     let buyback = Arc::new(exchange::Buyback::new(
         config.buyback_discount_ppm,
         std::time::Duration::from_secs(config.buyback_quote_secs),

@@ -2,14 +2,16 @@
 
 use crate::EhashLedger;
 use hashpool_ops_http::{
-    counter, gauge, labelled_counter, labelled_gauge, FnCollector, HealthCheck,
+    counter, float_gauge, gauge, labelled_counter, labelled_gauge, register_all, FnCollector,
+    HealthCheck,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Registry with the mint's metrics, read at scrape time.
 pub fn registry(ledger: Arc<EhashLedger>) -> prometheus::Registry {
-    FnCollector::new(move || {
+    let latency = ledger.counters.latency.clone();
+    let collect = FnCollector::new(move || {
         let c = &ledger.counters;
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let book = ledger.epochs();
@@ -66,12 +68,20 @@ pub fn registry(ledger: Arc<EhashLedger>) -> prometheus::Registry {
                 "status",
                 &blocks,
             ),
+            float_gauge(
+                "hashpool_mint_signatures_per_second",
+                "Share signatures per second over the last 30 s",
+                f64::from_bits(l(&c.sign_rate_bits)),
+            ),
         ]
         .into_iter()
         .flatten()
         .collect()
-    })
-    .registry()
+    });
+    register_all(
+        collect.registry(),
+        vec![Box::new(latency.batch), Box::new(latency.db_commit)],
+    )
 }
 
 /// Healthy while the mint's database answers.

@@ -165,8 +165,10 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
     }
     let started = std::time::Instant::now();
     let stored = store_signatures(ledger, &checked, keys).await;
+    let took = started.elapsed();
+    ledger.counters.latency.batch.observe(took.as_secs_f64());
     ledger.counters.batch_micros.fetch_add(
-        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         Ordering::Relaxed,
     );
     match stored {
@@ -284,7 +286,13 @@ async fn store_signatures(
     }
     // A failed commit may still have reached the disk: the write-ahead rows stay and the next
     // start counts whatever CDK holds.
+    let commit_started = std::time::Instant::now();
     tx.commit().await.map_err(|e| e.to_string())?;
+    ledger
+        .counters
+        .latency
+        .db_commit
+        .observe(commit_started.elapsed().as_secs_f64());
     if let Err(e) = ledger.epochs().settle_issue(&issue, &issue_points) {
         tracing::error!(error = %e, "issuance not settled; counted at the next start");
     }

@@ -250,13 +250,15 @@ mod tests {
     #[test]
     fn hashrate_is_work_over_time_in_hashes() {
         let board = MiningBoard::new(12);
+        let t0 = now_ms();
+        board.sample(t0, 0);
         let c = board.open(7, owner(), 3);
-        board.sample(0, 0);
+        let opened = board.channels()[0].opened_ms;
         for _ in 0..10 {
             c.on_accepted(8);
         }
         c.on_rejected();
-        board.sample(5_000, 80);
+        board.sample(t0 + 5_000, 80);
         // 80 HASH of 2^12 hashes in 5 s.
         let expected = 80.0 * 4096.0 / 5.0;
         assert_eq!(board.hashrate(), expected);
@@ -264,9 +266,11 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!((r.shares_accepted, r.shares_rejected, r.work), (10, 1, 80));
-        assert_eq!(r.hashrate, expected);
+        // The channel's window starts when it opened.
+        let since_open = (t0 + 5_000 - opened) as f64 / 1000.0;
+        assert_eq!(r.hashrate, 80.0 * 4096.0 / since_open);
         assert_eq!(r.share_work_log2, 15);
-        assert_eq!(board.history(), vec![(0, 0.0), (5_000, expected)]);
+        assert_eq!(board.history(), vec![(t0, 0.0), (t0 + 5_000, expected)]);
         board.close(7);
         assert!(board.channels().is_empty());
     }

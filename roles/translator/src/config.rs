@@ -76,7 +76,16 @@ impl TranslatorConfig {
                 "at most 255 bytes (an SV2 STR0_255)",
             ));
         }
-        positive("nominal_hashrate", f64::from(self.nominal_hashrate))?;
+        // Zero is allowed: "unknown", the pool starts from its easiest difficulty.
+        if !(self.nominal_hashrate.is_finite() && self.nominal_hashrate >= 0.0) {
+            return Err(ConfigProblem::new(
+                "nominal_hashrate",
+                format!(
+                    "must be a number of hashes per second, got {}",
+                    self.nominal_hashrate
+                ),
+            ));
+        }
         positive("miner_shares_per_minute", self.miner_shares_per_minute)?;
         seconds(
             "miner_vardiff_interval_secs",
