@@ -165,10 +165,13 @@ mod tests {
         .unwrap()
     }
 
+    /// Makes one value of a good config bad.
+    type Spoil = Box<dyn Fn(&mut MintConfig)>;
+
     #[test]
     fn every_bad_value_names_its_key() {
         assert_eq!(config().validate(), Ok(()));
-        let cases: Vec<(&str, Box<dyn Fn(&mut MintConfig)>)> = vec![
+        let cases: Vec<(&str, Spoil)> = vec![
             ("pool_keys", Box::new(|c| c.pool_keys.push("nope".into()))),
             (
                 "public_url",

@@ -151,10 +151,13 @@ mod tests {
         .unwrap()
     }
 
+    /// Makes one value of a good config bad.
+    type Spoil = Box<dyn Fn(&mut PoolConfig)>;
+
     #[test]
     fn every_bad_value_names_its_key() {
         assert_eq!(config().validate(), Ok(()));
-        let cases: Vec<(&str, Box<dyn Fn(&mut PoolConfig)>)> = vec![
+        let cases: Vec<(&str, Spoil)> = vec![
             ("tp_address", Box::new(|c| c.tp_address = "nohost".into())),
             (
                 "mint_authority",

@@ -131,10 +131,13 @@ mod tests {
         .unwrap()
     }
 
+    /// Makes one value of a good config bad.
+    type Spoil = Box<dyn Fn(&mut TranslatorConfig)>;
+
     #[test]
     fn every_bad_value_names_its_key() {
         assert_eq!(config().validate(), Ok(()));
-        let cases: Vec<(&str, Box<dyn Fn(&mut TranslatorConfig)>)> = vec![
+        let cases: Vec<(&str, Spoil)> = vec![
             ("pool_address", Box::new(|c| c.pool_address = "pool".into())),
             (
                 "pool_authority",
