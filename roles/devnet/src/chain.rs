@@ -167,9 +167,10 @@ impl KernelChain {
         self.with(|cm| {
             let chain = cm.active_chain();
             let tip_height = chain.height().max(0) as u32;
-            if depth == 0 || depth > tip_height {
+            // Depth 0 orphans nothing: one block on the tip (a new block on demand).
+            if depth > tip_height {
                 return Err(ChainError::Kernel(format!(
-                    "reorg depth must be 1..={tip_height}, got {depth}"
+                    "reorg depth must be 0..={tip_height}, got {depth}"
                 )));
             }
             let fork_height = tip_height - depth;

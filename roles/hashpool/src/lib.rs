@@ -2,6 +2,7 @@
 
 pub mod config_file;
 pub mod devnet;
+pub mod fanout;
 pub mod pipeline;
 pub mod process_stack;
 pub mod soak;

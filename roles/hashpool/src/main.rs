@@ -191,6 +191,25 @@ enum BenchAction {
         #[arg(long)]
         json: bool,
     },
+    /// Open many SV2 channels on a pool process, then time how fast a new block reaches the
+    /// last of them; report the pool's memory per channel.
+    Fanout {
+        /// Channels to open.
+        #[arg(long, default_value_t = 10_000)]
+        channels: u32,
+        /// Channels per Noise connection (at most 64).
+        #[arg(long, default_value_t = 64)]
+        per_connection: u32,
+        /// New blocks to time.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Directory for configs, data and logs (default: a fresh temp dir, removed after).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print one JSON object as the last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Drive the real pool and mint (in this process) with synthetic SV2 clients submitting
     /// valid shares; report shares/s, signatures/s, latency, CPU, and the lean signing limit.
     Pipeline {
@@ -302,8 +321,19 @@ async fn run_until_ctrl_c<F: std::future::Future<Output = ()>>(shutdown: F) {
     shutdown.await;
 }
 
+/// Everything a role creates (databases, journals, cookies, key files) is readable by its owner
+/// only: the databases hold signatures, proofs and wallet secrets.
+fn owner_only_files() {
+    // SAFETY: umask only sets the process-wide file-creation mask; it cannot fail, touches no
+    // memory, and runs before the role opens any file.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    owner_only_files();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -474,6 +504,37 @@ async fn main() -> anyhow::Result<()> {
                 "connected={}/{} submitted={} accepted={} rejected={} errors={} p50={}us p99={}us rss_per_connection={}B",
                 r.connected, r.connections, r.submitted, r.accepted, r.rejected, r.errors,
                 r.p50_us, r.p99_us, r.rss_per_connection_bytes
+            );
+            print_report(&r, json, &text)
+        }
+        Command::Bench {
+            action:
+                BenchAction::Fanout {
+                    channels,
+                    per_connection,
+                    rounds,
+                    data_dir,
+                    json,
+                },
+        } => {
+            let keep = data_dir.is_some();
+            let data_dir = data_dir.unwrap_or_else(hashpool::soak::default_data_dir);
+            let opts = hashpool::fanout::FanoutOptions {
+                binary: std::env::current_exe().context("locate the hashpool binary")?,
+                channels,
+                per_connection,
+                rounds,
+                data_dir: data_dir.clone(),
+            };
+            let report = hashpool::fanout::run(&opts).await;
+            if !keep {
+                hashpool::soak::remove_data_dir(&data_dir);
+            }
+            let r = report?;
+            let text = format!(
+                "{} channels on {} connections (opened in {:.1}s); pool memory {} -> {} KiB = {} B per channel; new block to last channel: {:?} ms (median channel {:?} ms, first {:?} ms)",
+                r.channels, r.connections, r.open_secs, r.rss_before_kib, r.rss_after_kib,
+                r.bytes_per_channel, r.last_channel_ms, r.median_channel_ms, r.first_channel_ms
             );
             print_report(&r, json, &text)
         }
