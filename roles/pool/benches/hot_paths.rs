@@ -11,6 +11,7 @@ use std::time::Duration;
 use stratum_core::bitcoin::{ScriptBuf, Target};
 use stratum_core::channels_sv2::extranonce_manager::ExtranonceAllocator;
 use stratum_core::channels_sv2::server::extended::ExtendedChannel;
+use stratum_core::channels_sv2::server::share_accounting::ShareValidationResult;
 use stratum_core::mining_sv2::SubmitSharesExtendedOwned;
 use stratum_core::parsers_sv2::MiningOwned;
 
@@ -26,7 +27,7 @@ fn channel() -> (PoolChannel, u32, u32, usize) {
         1,
         "bench".into(),
         prefix,
-        Target::MAX,
+        Target::from_le_bytes([0xff; 32]),
         1e12,
         true,
         u16::from(rollable),
@@ -43,7 +44,9 @@ fn channel() -> (PoolChannel, u32, u32, usize) {
         work_seq: 0,
         counters: Default::default(),
     };
-    pc.set_target(0, Target::MAX).expect("target");
+    // The easiest target there is (rust-bitcoin's Target::MAX is difficulty 1).
+    pc.set_target(0, Target::from_le_bytes([0xff; 32]))
+        .expect("target");
     let tip = Tip {
         height: 900_000,
         hash: [7; 32],
@@ -64,22 +67,33 @@ fn channel() -> (PoolChannel, u32, u32, usize) {
 
 fn share_validation(c: &mut Criterion) {
     let (mut pc, job_id, ntime, rollable) = channel();
+    let share = |nonce: u32| SubmitSharesExtendedOwned {
+        channel_id: 1,
+        sequence_number: nonce,
+        job_id,
+        nonce,
+        ntime,
+        version: 0x2000_0000,
+        extranonce: vec![0u8; rollable].try_into().expect("extranonce"),
+    };
+    // The measured path is the full one: the share is valid and counted, not refused early.
+    let first = pc.validate(Share::Extended(share(u32::MAX)));
+    assert!(
+        matches!(first, Ok(ShareValidationResult::Valid(_))),
+        "{first:?}"
+    );
+    let second = pc.validate(Share::Extended(share(u32::MAX - 1)));
+    assert!(
+        matches!(second, Ok(ShareValidationResult::Valid(_))),
+        "{second:?}"
+    );
     let mut nonce = 0u32;
     let mut g = c.benchmark_group("share_validation");
     g.throughput(Throughput::Elements(1));
     g.bench_function("extended_channel", |bench| {
         bench.iter(|| {
             nonce = nonce.wrapping_add(1);
-            let share = SubmitSharesExtendedOwned {
-                channel_id: 1,
-                sequence_number: nonce,
-                job_id,
-                nonce,
-                ntime,
-                version: 0x2000_0000,
-                extranonce: vec![0u8; rollable].try_into().expect("extranonce"),
-            };
-            pc.validate(Share::Extended(share)).is_ok()
+            pc.validate(Share::Extended(share(nonce))).is_ok()
         })
     });
     g.finish();
