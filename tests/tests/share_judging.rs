@@ -137,7 +137,11 @@ impl Client {
                     self.keyset = i.keyset_id.into_bytes();
                     None
                 }
-                m::MSG_EHASH_SIGNATURE => Some(Outcome::EhashSigned),
+                // The pool batches signatures that are ready together; these tests wait for
+                // each share's outcome, so a batch holds one share's signature here too.
+                m::MSG_EHASH_SIGNATURE | ehash_protocol::signature_batch::MSG_EHASH_SIGNATURES => {
+                    Some(Outcome::EhashSigned)
+                }
                 m::MSG_EHASH_SIGNATURE_ERROR => {
                     let e: m::EhashSignatureError = m::decode(f.payload()).expect("err");
                     Some(Outcome::EhashRefused(

@@ -67,6 +67,12 @@ fn ehash_payload(msg_type: u8, payload: &[u8]) {
             }
         }
         m::MSG_EHASH_SIGNATURE => dec::<m::EhashSignature>(payload),
+        ehash_protocol::signature_batch::MSG_EHASH_SIGNATURES => {
+            let mut p = payload.to_vec();
+            if let Ok(b) = m::decode::<ehash_protocol::signature_batch::EhashSignatures>(&mut p) {
+                let _ = b.unpack();
+            }
+        }
         m::MSG_EHASH_SIGNATURE_ERROR => {
             let mut p = payload.to_vec();
             if let Ok(e) = m::decode::<m::EhashSignatureError>(&mut p) {

@@ -29,6 +29,8 @@ use tokio::sync::{broadcast, mpsc};
 
 /// Channels one connection may open.
 const MAX_CHANNELS_PER_CONNECTION: usize = 64;
+/// Replies handled in one turn of a connection's loop (bounds the batch, not the rate).
+const MAX_REPLIES_AT_ONCE: usize = 1024;
 
 /// Parameters shared by both channel kinds at open.
 struct NewChannel {
@@ -104,7 +106,17 @@ pub async fn serve(
                 Err(broadcast::error::RecvError::Lagged(n)) => return Err(format!("fell {n} work events behind")),
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
-            Some(reply) = reply_rx.recv() => conn.on_reply(reply).await?,
+            Some(reply) = reply_rx.recv() => {
+                // Whatever else is ready goes out with it: signatures in batches.
+                let mut ready = vec![reply];
+                while ready.len() < MAX_REPLIES_AT_ONCE {
+                    match reply_rx.try_recv() {
+                        Ok(r) => ready.push(r),
+                        Err(_) => break,
+                    }
+                }
+                conn.on_replies(ready).await?
+            }
             changed = mint_info.changed() => {
                 if changed.is_err() { return Ok(()); }
                 if conn.ehash { conn.send_mint_info().await?; }
@@ -530,9 +542,43 @@ impl Connection {
         Ok(())
     }
 
+    async fn on_replies(&self, replies: Vec<EhashReply>) -> Result<(), String> {
+        let mut signed = Vec::new();
+        for reply in replies {
+            match reply {
+                EhashReply::Signed(sig) => signed.push(sig),
+                other => self.on_reply(other).await?,
+            }
+        }
+        self.send_signatures(signed).await
+    }
+
+    /// Sends signatures: one alone as `EhashSignature`, more as `EhashSignatures` per channel
+    /// and keyset.
+    async fn send_signatures(&self, mut signed: Vec<m::EhashSignature>) -> Result<(), String> {
+        use ehash_protocol::signature_batch::{EhashSignatures, MAX_RECORDS, MSG_EHASH_SIGNATURES};
+        if signed.len() == 1 {
+            if let Some(sig) = signed.pop() {
+                return self.send_ehash(sig, m::MSG_EHASH_SIGNATURE).await;
+            }
+        }
+        signed.sort_by(|a, b| {
+            (a.channel_id, a.keyset_id.as_bytes()).cmp(&(b.channel_id, b.keyset_id.as_bytes()))
+        });
+        for group in signed.chunk_by(|a, b| {
+            a.channel_id == b.channel_id && a.keyset_id.as_bytes() == b.keyset_id.as_bytes()
+        }) {
+            for part in group.chunks(MAX_RECORDS) {
+                let batch = EhashSignatures::pack(part).map_err(|e| e.to_string())?;
+                self.send_ehash(batch, MSG_EHASH_SIGNATURES).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn on_reply(&self, reply: EhashReply) -> Result<(), String> {
         match reply {
-            EhashReply::Signed(sig) => self.send_ehash(sig, m::MSG_EHASH_SIGNATURE).await,
+            EhashReply::Signed(sig) => self.send_signatures(vec![sig]).await,
             EhashReply::Recorded { pending, outcome } => self.on_recorded(pending, outcome).await,
             EhashReply::Refused {
                 channel_id,

@@ -2,6 +2,7 @@
 //! the ehash extension negotiated, and valid shares (each with a fresh blinded message) sent as
 //! fast as asked; it records the time from sending a share to receiving its signature.
 
+use ehash_protocol::signature_batch::{EhashSignatures, MSG_EHASH_SIGNATURES};
 use ehash_protocol::{messages as m, BlindedShare, EXTENSION_TYPE_EHASH};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -259,20 +260,27 @@ pub async fn collect(
         };
         let h = f.header();
         match (h.ext_type_without_channel_msg(), h.msg_type()) {
-            (EXTENSION_TYPE_EHASH, m::MSG_EHASH_SIGNATURE) => {
-                let Ok(sig) = m::decode::<m::EhashSignature>(f.payload()) else {
-                    continue;
+            (EXTENSION_TYPE_EHASH, t @ (m::MSG_EHASH_SIGNATURE | MSG_EHASH_SIGNATURES)) => {
+                let sequences: Vec<u32> = if t == m::MSG_EHASH_SIGNATURE {
+                    match m::decode::<m::EhashSignature>(f.payload()) {
+                        Ok(sig) => vec![sig.sequence_number],
+                        Err(_) => continue,
+                    }
+                } else {
+                    match m::decode::<EhashSignatures>(f.payload()).map(|b| b.unpack()) {
+                        Ok(Ok(sigs)) => sigs.iter().map(|s| s.sequence_number).collect(),
+                        _ => continue,
+                    }
                 };
-                let sent = in_flight
-                    .lock()
-                    .ok()
-                    .and_then(|mut i| i.remove(&sig.sequence_number));
-                if let Some(t) = sent {
-                    local.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                for seq in sequences {
+                    let sent = in_flight.lock().ok().and_then(|mut i| i.remove(&seq));
+                    if let Some(t) = sent {
+                        local.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    }
+                    counters.signed.fetch_add(1, Ordering::Relaxed);
+                    window.add_permits(1);
+                    done += 1;
                 }
-                counters.signed.fetch_add(1, Ordering::Relaxed);
-                window.add_permits(1);
-                done += 1;
             }
             (EXTENSION_TYPE_EHASH, m::MSG_EHASH_SIGNATURE_ERROR) => {
                 counters.refused.fetch_add(1, Ordering::Relaxed);

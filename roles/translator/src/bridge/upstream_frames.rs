@@ -3,6 +3,7 @@
 use super::{Bridge, ChannelState, MINER_PREFIX_LEN};
 use crate::share_check::SeenShares;
 use crate::wallet::IncomingSignature;
+use ehash_protocol::signature_batch::{EhashSignatures, MSG_EHASH_SIGNATURES};
 use ehash_protocol::{messages as m, EXTENSION_TYPE_EHASH};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -186,6 +187,30 @@ impl Bridge {
         }
     }
 
+    /// Hands a signature to the proof store (which stores in batches; this waits only when its
+    /// queue is full).
+    async fn store_signature(&self, sig: &m::EhashSignature) -> Result<(), String> {
+        let blinded: [u8; 33] = sig
+            .blinded
+            .as_bytes()
+            .try_into()
+            .map_err(|_| "B_ must be 33 bytes")?;
+        let keyset = cdk::nuts::Id::from_bytes(sig.keyset_id.as_bytes())
+            .map_err(|e| format!("bad keyset id in signature: {e}"))?;
+        let incoming = IncomingSignature {
+            blinded,
+            keyset,
+            amount: sig.amount,
+            c: sig.signature.as_bytes().to_vec(),
+            dleq_e: sig.dleq_e.to_array(),
+            dleq_s: sig.dleq_s.to_array(),
+        };
+        self.signatures
+            .send(incoming)
+            .await
+            .map_err(|_| "proof store stopped".to_string())
+    }
+
     async fn on_ehash(&mut self, msg_type: u8, mut frame: sv2_io::Frame) -> Result<(), String> {
         match msg_type {
             m::MSG_EHASH_MINT_INFO => {
@@ -201,26 +226,14 @@ impl Bridge {
             m::MSG_EHASH_SIGNATURE => {
                 let sig: m::EhashSignature =
                     m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
-                let blinded: [u8; 33] = sig
-                    .blinded
-                    .as_bytes()
-                    .try_into()
-                    .map_err(|_| "B_ must be 33 bytes")?;
-                let keyset = cdk::nuts::Id::from_bytes(sig.keyset_id.as_bytes())
-                    .map_err(|e| format!("bad keyset id in signature: {e}"))?;
-                let incoming = IncomingSignature {
-                    blinded,
-                    keyset,
-                    amount: sig.amount,
-                    c: sig.signature.as_bytes().to_vec(),
-                    dleq_e: sig.dleq_e.to_array(),
-                    dleq_s: sig.dleq_s.to_array(),
-                };
-                // Stored in batches by the proof store; waits only when its queue is full.
-                self.signatures
-                    .send(incoming)
-                    .await
-                    .map_err(|_| "proof store stopped")?;
+                self.store_signature(&sig).await?;
+            }
+            MSG_EHASH_SIGNATURES => {
+                let batch: EhashSignatures =
+                    m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                for sig in batch.unpack().map_err(|e| e.to_string())? {
+                    self.store_signature(&sig).await?;
+                }
             }
             m::MSG_EHASH_SIGNATURE_ERROR => {
                 let e: m::EhashSignatureError =
