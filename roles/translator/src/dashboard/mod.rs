@@ -169,7 +169,51 @@ pub fn router(dashboard: Arc<ProxyDashboard>) -> Router {
 
 #[cfg(test)]
 mod tests {
-    use super::same_token;
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Status code of a GET over a real loopback socket.
+    async fn status(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> u16 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!("GET {path} HTTP/1.0\r\nHost: x\r\n{auth}\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).to_string();
+        text.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_configured_token_guards_the_api_not_the_pages() {
+        let (_wallet_tx, wallet) = watch::channel(None);
+        let d = Arc::new(ProxyDashboard::new(
+            Arc::default(),
+            Arc::default(),
+            wallet,
+            "pool:3333".into(),
+            Some("sixteen-chars-token".into()),
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(d)).await });
+        assert_eq!(status(addr, "/api/miners", None).await, 401);
+        assert_eq!(
+            status(addr, "/api/wallet", Some("wrong-token-xxxxxxx")).await,
+            401
+        );
+        assert_eq!(
+            status(addr, "/api/miners", Some("sixteen-chars-token")).await,
+            200
+        );
+        // The wallet opens once the pool announces its mint: until then it says so.
+        let w = status(addr, "/api/wallet", Some("sixteen-chars-token")).await;
+        assert_eq!(w, 200);
+        assert_eq!(status(addr, "/wallet", None).await, 200);
+        assert_eq!(status(addr, "/assets/proxy.js", None).await, 200);
+    }
 
     #[test]
     fn tokens_compare_whole() {
