@@ -53,6 +53,15 @@ pub struct MintConfig {
     /// faucet. Never set it on a mint whose ehash is worth anything.
     #[serde(default)]
     pub devnet_faucet: Option<u64>,
+    /// Where the operators' admin API listens (off if absent; keep it on localhost).
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token of the admin API; absent: generated into `data_dir/admin.token`.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Accept admin requests from other hosts (still with the token).
+    #[serde(default)]
+    pub admin_allow_remote: bool,
 }
 
 fn default_buyback_discount_ppm() -> u32 {
@@ -145,7 +154,11 @@ impl MintConfig {
         if let Some(amount) = self.devnet_faucet {
             within("devnet_faucet", amount, 1, 1 << 20)?;
         }
-        Ok(())
+        hashpool_ops_http::config_check::admin(
+            self.admin_listen,
+            self.admin_token.as_deref(),
+            self.admin_allow_remote,
+        )
     }
 }
 

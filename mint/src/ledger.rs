@@ -118,6 +118,8 @@ pub struct EhashLedger {
     sign_threads: usize,
     /// Counters of the signing path.
     pub counters: SignCounters,
+    /// The operator paused share signing: pool links are closed and refused until resumed.
+    pub signing_paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl EhashLedger {
@@ -197,6 +199,7 @@ impl EhashLedger {
             max_amount_log2: config.max_amount_log2,
             sign_threads: config.sign_threads.max(1) as usize,
             counters: SignCounters::default(),
+            signing_paused: tokio::sync::watch::channel(false).0,
         };
         ledger.active_keyset()?;
         Ok(ledger)

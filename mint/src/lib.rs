@@ -4,6 +4,7 @@
 //! link, SV2 frames over Noise), persists every signature before answering, and serves the
 //! standard Cashu HTTP API (keys, keysets, swap, checkstate, restore, info) through cdk-axum.
 
+pub mod admin;
 pub mod config;
 pub mod dleq;
 pub mod epoch_keys;
@@ -40,6 +41,8 @@ pub struct MintHandle {
     pub authority: AuthorityPublicKey,
     /// Where `/metrics` and `/health` are served, if configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the admin API is served, if configured.
+    pub admin_addr: Option<SocketAddr>,
     /// The ledger (CDK mint + stats).
     pub ledger: Arc<EhashLedger>,
     shutdown: CancellationToken,
@@ -127,13 +130,35 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
     )
     .await
     .map_err(|e| MintError::Http(e.to_string()))?;
-    tracing::info!(%link_addr, %http_addr, ?metrics_addr, authority = %keys.public(), "mint started");
+    let admin_addr = match config.admin_listen {
+        Some(addr) => {
+            let access = hashpool_ops_http::admin::AdminAccess::load(
+                config.admin_token.as_deref(),
+                &config.data_dir,
+                config.admin_allow_remote,
+            )
+            .map_err(|e| MintError::Http(e.to_string()))?;
+            let (bound, task) = hashpool_ops_http::admin::serve(
+                addr,
+                access,
+                admin::router(ledger.clone()),
+                shutdown.clone(),
+            )
+            .await
+            .map_err(|e| MintError::Http(e.to_string()))?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(%link_addr, %http_addr, ?metrics_addr, ?admin_addr, authority = %keys.public(), "mint started");
     Ok(MintHandle {
         link_addr,
         http_addr,
         http_url,
         authority: keys.public(),
         metrics_addr,
+        admin_addr,
         ledger,
         shutdown,
         tasks,

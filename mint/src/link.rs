@@ -51,6 +51,12 @@ fn encode<T: m::Wire>(msg: T, t: u8) -> Result<sv2_io::Frame, String> {
 
 impl LinkContext {
     async fn handle(&self, mut reader: FrameReader, sender: FrameSender) -> Result<(), String> {
+        // While the operator pauses signing no pool is served: pools then refuse ehash shares
+        // as for a mint that is down, and replay what they journaled once it is back.
+        let mut paused = self.ledger.signing_paused.subscribe();
+        if *paused.borrow_and_update() {
+            return Err("share signing is paused by the operator".into());
+        }
         let pool = self.authenticate(&mut reader, &sender).await?;
         tracing::info!(peer = %reader.peer(), %pool, "pool authenticated on mint link");
         let keyset = self.ledger.active_keyset().map_err(|e| e.to_string())?;
@@ -67,7 +73,10 @@ impl LinkContext {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let epochs = self.ledger.epochs().announcements();
         let forwarder = tokio::spawn(forward_outcomes(out_rx, epochs, sender.clone()));
-        let result = self.serve_requests(&mut reader, &sender, out_tx).await;
+        let result = tokio::select! {
+            r = self.serve_requests(&mut reader, &sender, out_tx) => r,
+            _ = paused.wait_for(|p| *p) => Err("share signing paused by the operator".into()),
+        };
         forwarder.abort();
         result
     }

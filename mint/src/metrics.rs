@@ -68,6 +68,11 @@ pub fn registry(ledger: Arc<EhashLedger>) -> prometheus::Registry {
                 "status",
                 &blocks,
             ),
+            gauge(
+                "hashpool_mint_signing_paused",
+                "1 while the operator paused share signing",
+                i64::from(*ledger.signing_paused.borrow()),
+            ),
             float_gauge(
                 "hashpool_mint_signatures_per_second",
                 "Share signatures per second over the last 30 s",
@@ -89,6 +94,9 @@ pub fn health(ledger: Arc<EhashLedger>) -> HealthCheck {
     Arc::new(move || {
         let ledger = ledger.clone();
         Box::pin(async move {
+            if *ledger.signing_paused.borrow() {
+                return Err("share signing paused by the operator".to_string());
+            }
             ledger
                 .mint()
                 .total_issued()

@@ -148,6 +148,8 @@ impl DevnetStack {
         c.pool.metrics_listen = pool.metrics_addr;
         c.translator.metrics_listen = translator.metrics_addr;
         c.template_provider.metrics_listen = tp.metrics_addr;
+        c.pool.admin_listen = pool.admin_addr;
+        c.mint.admin_listen = mint.admin_addr;
         let urls = c.urls();
         let mut stack = Self {
             urls,

@@ -1,5 +1,6 @@
 //! The hashpool binary's library: loading role configs and running the devnet stack.
 
+pub mod admin_cli;
 pub mod config_file;
 pub mod devnet;
 pub mod fanout;

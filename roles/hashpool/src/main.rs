@@ -168,6 +168,11 @@ enum MintAction {
         #[arg(long)]
         json: bool,
     },
+    /// The mint's admin API (address and token from the config / data dir).
+    Admin {
+        #[command(subcommand)]
+        action: hashpool::admin_cli::MintAdminAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -244,6 +249,11 @@ enum PoolAction {
         /// One JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// The pool's admin API (address and token from the config / data dir).
+    Admin {
+        #[command(subcommand)]
+        action: hashpool::admin_cli::PoolAdminAction,
     },
 }
 
@@ -438,6 +448,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Mint {
             config,
+            action: Some(MintAction::Admin { action }),
+        } => hashpool::admin_cli::mint(&config_file::load(&config)?, action).await,
+        Command::Mint {
+            config,
             action: None,
         } => {
             let h = hashpool_mint::start(config_file::load(&config)?)
@@ -459,6 +473,10 @@ async fn main() -> anyhow::Result<()> {
             );
             print_report(&t, json, &text)
         }
+        Command::Pool {
+            config,
+            action: Some(PoolAction::Admin { action }),
+        } => hashpool::admin_cli::pool(&config_file::load(&config)?, action).await,
         Command::Pool {
             config,
             action: None,

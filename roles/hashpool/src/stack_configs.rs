@@ -60,6 +60,10 @@ pub struct DevnetPorts {
     pub translator_metrics: u16,
     /// Template provider `/metrics` and `/health`.
     pub tp_metrics: u16,
+    /// Pool admin API.
+    pub pool_admin: u16,
+    /// Mint admin API.
+    pub mint_admin: u16,
 }
 
 impl DevnetPorts {
@@ -75,6 +79,8 @@ impl DevnetPorts {
         mint_metrics: 13339,
         translator_metrics: 34256,
         tp_metrics: 18445,
+        pool_admin: 13335,
+        mint_admin: 13340,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -88,10 +94,12 @@ impl DevnetPorts {
         mint_metrics: 0,
         translator_metrics: 0,
         tp_metrics: 0,
+        pool_admin: 0,
+        mint_admin: 0,
     };
 
     /// Ports taken from `base` on.
-    pub const COUNT: u16 = 10;
+    pub const COUNT: u16 = 12;
 
     /// [`Self::COUNT`] consecutive ports from `base`.
     pub fn from_base(base: u16) -> Self {
@@ -106,6 +114,8 @@ impl DevnetPorts {
             mint_metrics: base.saturating_add(7),
             translator_metrics: base.saturating_add(8),
             tp_metrics: base.saturating_add(9),
+            pool_admin: base.saturating_add(10),
+            mint_admin: base.saturating_add(11),
         }
     }
 }
@@ -166,6 +176,14 @@ impl StackConfigs {
             ("translator health", http(tr, "/health")),
             ("template provider metrics", http(tp, "/metrics")),
             ("template provider health", http(tp, "/health")),
+            (
+                "pool admin (token)",
+                http(self.pool.admin_listen, "/admin/v1/connections"),
+            ),
+            (
+                "mint admin (token)",
+                http(self.mint.admin_listen, "/admin/v1/signing"),
+            ),
         ]
         .into_iter()
         .filter(|(_, u)| !u.is_empty())
@@ -203,6 +221,9 @@ impl StackConfigs {
                 buyback_discount_ppm: 100_000,
                 buyback_quote_secs: o.buyback_quote_secs,
                 devnet_faucet: Some(DEVNET_FAUCET_HASH),
+                admin_listen: Some(local(ports.mint_admin)),
+                admin_token: None,
+                admin_allow_remote: false,
             },
             pool: PoolConfig {
                 data_dir: d.join("pool"),
@@ -228,6 +249,9 @@ impl StackConfigs {
                 }),
                 maturity: o.maturity,
                 block_poll_secs: 1.0,
+                admin_listen: Some(local(ports.pool_admin)),
+                admin_token: None,
+                admin_allow_remote: false,
             },
             translator: TranslatorConfig {
                 data_dir: d.join("translator"),

@@ -94,6 +94,27 @@ pub fn host_port(key: &'static str, value: &str) -> Result<(), ConfigProblem> {
     Ok(())
 }
 
+/// The admin API settings: a token of some strength, and another host only when allowed.
+pub fn admin(
+    listen: Option<std::net::SocketAddr>,
+    token: Option<&str>,
+    allow_remote: bool,
+) -> Result<(), ConfigProblem> {
+    if token.is_some_and(|t| t.len() < 16) {
+        return Err(ConfigProblem::new(
+            "admin_token",
+            "must be at least 16 characters (or leave it out: one is generated into data_dir)",
+        ));
+    }
+    match listen {
+        Some(addr) if !addr.ip().is_loopback() && !allow_remote => Err(ConfigProblem::new(
+            "admin_listen",
+            "is not a loopback address; set admin_allow_remote = true to accept other hosts",
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +138,14 @@ mod tests {
         assert!(host_port("h", "[::1]:3333").is_ok());
         assert!(host_port("h", "pool.example.com").is_err());
         assert!(host_port("h", "x:0").is_err());
+        assert_eq!(admin(None, None, false), Ok(()));
+        let remote = Some("0.0.0.0:1".parse().unwrap());
+        assert_eq!(admin(remote, None, false).unwrap_err().key, "admin_listen");
+        assert_eq!(admin(remote, None, true), Ok(()));
+        assert_eq!(
+            admin(None, Some("short"), false).unwrap_err().key,
+            "admin_token"
+        );
         let e = host_port("tp_address", "nope").unwrap_err().to_string();
         assert!(e.contains("tp_address"), "{e}");
     }

@@ -3,6 +3,7 @@
 //! reason otherwise) on its `metrics_listen` address, the status of its links, rates for the
 //! dashboards, and the checks of its config values.
 
+pub mod admin;
 pub mod config_check;
 pub mod rate;
 pub mod status;

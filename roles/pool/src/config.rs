@@ -48,6 +48,15 @@ pub struct PoolConfig {
     /// Seconds between checks of found blocks.
     #[serde(default = "default_block_poll_secs")]
     pub block_poll_secs: f64,
+    /// Where the operators' admin API listens (off if absent; keep it on localhost).
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token of the admin API; absent: generated into `data_dir/admin.token`.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Accept admin requests from other hosts (still with the token).
+    #[serde(default)]
+    pub admin_allow_remote: bool,
 }
 
 fn default_maturity() -> u32 {
@@ -128,7 +137,11 @@ impl PoolConfig {
                 _ => {}
             }
         }
-        Ok(())
+        hashpool_ops_http::config_check::admin(
+            self.admin_listen,
+            self.admin_token.as_deref(),
+            self.admin_allow_remote,
+        )
     }
 }
 

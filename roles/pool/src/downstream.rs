@@ -63,6 +63,9 @@ pub async fn serve(
     sender: FrameSender,
     peer: std::net::SocketAddr,
 ) -> Result<(), String> {
+    let number = ctx.next_connection.fetch_add(1, Ordering::Relaxed);
+    let disconnect = ctx.admission.admit(number, peer)?;
+    let _admitted = Admitted(ctx.clone(), number);
     let mut frame = reader.next().await.map_err(|e| e.to_string())?;
     let (ext, t) = sv2_io::frame::kind(&frame);
     match (ext, CommonMessages::try_from((t, frame.payload()))) {
@@ -85,7 +88,6 @@ pub async fn serve(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(
         ctx.vardiff_interval.as_secs_f64().max(0.5),
     ));
-    let number = ctx.next_connection.fetch_add(1, Ordering::Relaxed);
     let mut conn = Connection {
         number,
         peer,
@@ -122,6 +124,7 @@ pub async fn serve(
                 if conn.ehash { conn.send_mint_info().await?; }
             }
             _ = tick.tick() => conn.on_vardiff_tick().await?,
+            _ = disconnect.cancelled() => return Err("disconnected by the operator".into()),
         }
     }
 }
@@ -132,6 +135,15 @@ where
 {
     let frame = sv2_io::frame::encode_standard(msg).map_err(|e| e.to_string())?;
     sender.send(frame).await.map_err(|e| e.to_string())
+}
+
+/// Takes a connection off the admission list when it ends, however it ends.
+struct Admitted(Arc<PoolContext>, u64);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.admission.leave(self.1);
+    }
 }
 
 impl Drop for Connection {

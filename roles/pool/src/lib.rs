@@ -2,6 +2,8 @@
 //! provider, validates shares with `channels_sv2`, submits blocks, and pays every accepted
 //! share carrying a blinded message with a blind signature from the mint.
 
+pub mod admin;
+pub mod admission;
 pub mod board;
 pub mod chain_view;
 pub mod channel;
@@ -95,6 +97,8 @@ pub struct PoolContext {
     pub board: Arc<board::MiningBoard>,
     /// Next downstream connection number.
     pub next_connection: std::sync::atomic::AtomicU64,
+    /// Live connections and bans.
+    pub admission: Arc<admission::Admission>,
 }
 
 /// File name of the share journal in the pool's data dir.
@@ -112,6 +116,8 @@ pub struct PoolHandle {
     pub mint: Arc<mint_client::MintLink>,
     /// Where `/metrics` and `/health` are served, if configured.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where the admin API is served, if configured.
+    pub admin_addr: Option<SocketAddr>,
     /// Blocks found, followed to maturity.
     pub blocks: Arc<found_blocks::BlockStore>,
     shutdown: CancellationToken,
@@ -174,6 +180,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     let stats = Arc::new(PoolStats::default());
     let work = Arc::new(work::WorkState::new());
     let board = Arc::new(board::MiningBoard::new(unit.unit_log2()));
+    let admission = Arc::new(admission::Admission::default());
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| config_err("data_dir", format!("{}: {e}", config.data_dir.display())))?;
     let (journal, open_entries) = journal::ShareJournal::open(&config.data_dir.join(JOURNAL_FILE))?;
@@ -215,6 +222,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         pool_tag: config.pool_tag.clone(),
         board: board.clone(),
         next_connection: std::sync::atomic::AtomicU64::new(1),
+        admission: admission.clone(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -299,13 +307,35 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         &mut tasks,
     )
     .await?;
-    tracing::info!(%addr, authority = %keys.public(), ?metrics_addr, "pool started");
+    let admin_addr = match config.admin_listen {
+        Some(listen) => {
+            let access = hashpool_ops_http::admin::AdminAccess::load(
+                config.admin_token.as_deref(),
+                &config.data_dir,
+                config.admin_allow_remote,
+            )
+            .map_err(|e| config_err("admin_token", e))?;
+            let routes = admin::router(Arc::new(admin::PoolAdmin {
+                admission,
+                board: board.clone(),
+            }));
+            let (bound, task) =
+                hashpool_ops_http::admin::serve(listen, access, routes, shutdown.clone())
+                    .await
+                    .map_err(|e| config_err("admin_listen", e))?;
+            tasks.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
+    tracing::info!(%addr, authority = %keys.public(), ?metrics_addr, ?admin_addr, "pool started");
     Ok(PoolHandle {
         addr,
         authority: keys.public(),
         stats,
         mint,
         metrics_addr,
+        admin_addr,
         blocks,
         shutdown,
         tasks,
