@@ -68,6 +68,9 @@ async fn mint_and_pool_only_talk_to_each_other() {
         chain_rpc: None,
         maturity: 100,
         block_poll_secs: 10.0,
+        admin_listen: None,
+        admin_token: None,
+        admin_allow_remote: false,
     };
     // A pool whose key the mint does not list: the mint refuses it (MintAuthError).
     let unknown_pool =
