@@ -101,7 +101,7 @@ pub fn health(ledger: Arc<EhashLedger>) -> HealthCheck {
                 .mint()
                 .total_issued()
                 .await
-                .map(|_| ())
+                .map(|_| serde_json::json!({}))
                 .map_err(|e| format!("mint database unreachable: {e}"))
         })
     })

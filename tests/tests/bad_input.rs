@@ -68,6 +68,8 @@ async fn mint_and_pool_only_talk_to_each_other() {
         chain_rpc: None,
         maturity: 100,
         block_poll_secs: 10.0,
+        fallback_template_providers: Vec::new(),
+        fallback_mints: Vec::new(),
         admin_listen: None,
         admin_token: None,
         admin_allow_remote: false,

@@ -5,11 +5,13 @@
 //! any task may send without locking the socket.
 
 pub mod backoff;
+pub mod failover;
 pub mod frame;
 pub mod keys;
 pub mod link;
 
 pub use backoff::Backoff;
+pub use failover::{Endpoint, EndpointConfig, Failover, FailoverState};
 pub use frame::{encode, Frame, FrameError};
 pub use keys::{AuthorityKeypair, AuthorityPublicKey, KeyError};
 pub use link::{accept, connect, connect_with_setup, serve, FrameReader, FrameSender, LinkError};

@@ -46,7 +46,7 @@ pub fn health(state: Arc<TemplateState>) -> HealthCheck {
             state
                 .chain
                 .tip()
-                .map(|_| ())
+                .map(|t| serde_json::json!({ "height": t.height }))
                 .map_err(|e| format!("kernel chain unreadable: {e}"))
         })
     })

@@ -84,7 +84,13 @@ impl RoleProcesses {
 
     /// Starts `hashpool <role> -c dir/<role>.toml`.
     pub fn spawn(&mut self, role: &str) -> Result<(), ProcessError> {
-        let path = self.dir.join(format!("{role}.log"));
+        self.spawn_as(role, role)
+    }
+
+    /// Starts `hashpool <role> -c dir/<name>.toml` under `name` (a second pool, say), logging
+    /// to `dir/<name>.log`.
+    pub fn spawn_as(&mut self, name: &str, role: &str) -> Result<(), ProcessError> {
+        let path = self.dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -100,7 +106,7 @@ impl RoleProcesses {
         let child = Command::new(&self.binary)
             .arg(role)
             .arg("-c")
-            .arg(self.dir.join(format!("{role}.toml")))
+            .arg(self.dir.join(format!("{name}.toml")))
             .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(log)
@@ -111,7 +117,7 @@ impl RoleProcesses {
                 role: role.to_string(),
                 source,
             })?;
-        self.children.insert(role.to_string(), child);
+        self.children.insert(name.to_string(), child);
         Ok(())
     }
 

@@ -32,9 +32,13 @@ pub enum OpsHttpError {
     },
 }
 
-/// A role's health check: `Err(reason)` when a dependency is unreachable.
-pub type HealthCheck =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+/// A role's health check: `Ok(details)` (a JSON object added to `{"status":"ok"}`, e.g. which
+/// peer is in use), or `Err(reason)` when a dependency is unreachable.
+pub type HealthCheck = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Builds a counter sample for a scrape-time collector (values come from the role's atomics).
 pub fn counter(name: &str, help: &str, value: u64) -> Option<prometheus::proto::MetricFamily> {
@@ -95,7 +99,13 @@ async fn metrics(registry: Arc<Registry>) -> Response {
 
 async fn health(check: HealthCheck) -> Response {
     let (status, body) = match check().await {
-        Ok(()) => (StatusCode::OK, serde_json::json!({"status": "ok"})),
+        Ok(details) => {
+            let mut body = serde_json::json!({"status": "ok"});
+            if let (Some(b), serde_json::Value::Object(d)) = (body.as_object_mut(), details) {
+                b.extend(d);
+            }
+            (StatusCode::OK, body)
+        }
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"status": "unavailable", "reason": reason}),

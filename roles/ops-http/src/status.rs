@@ -1,7 +1,7 @@
 //! Status of a link to a service a role depends on, for dashboards and health.
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -16,6 +16,7 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Default)]
 pub struct ServiceLink {
     up: AtomicBool,
+    ups: AtomicU64,
     since_ms: AtomicI64,
     last_seen_ms: AtomicI64,
 }
@@ -36,6 +37,9 @@ impl ServiceLink {
     pub fn set_up(&self, up: bool) {
         if self.up.swap(up, Ordering::Relaxed) != up {
             self.since_ms.store(now_ms(), Ordering::Relaxed);
+            if up {
+                self.ups.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if up {
             self.seen();
@@ -45,6 +49,11 @@ impl ServiceLink {
     /// Records that the service answered just now.
     pub fn seen(&self) {
         self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Times the link came up since start (a session that raised it shows as a change).
+    pub fn ups(&self) -> u64 {
+        self.ups.load(Ordering::Relaxed)
     }
 
     /// The link is up.

@@ -48,6 +48,13 @@ pub struct PoolConfig {
     /// Seconds between checks of found blocks.
     #[serde(default = "default_block_poll_secs")]
     pub block_poll_secs: f64,
+    /// Template providers to fail over to, in order, when the one in use cannot be reached.
+    #[serde(default)]
+    pub fallback_template_providers: Vec<sv2_io::EndpointConfig>,
+    /// Further endpoints of the mint (same mint key or another mint process on the same
+    /// database), in order, for when the one in use cannot be reached.
+    #[serde(default)]
+    pub fallback_mints: Vec<sv2_io::EndpointConfig>,
     /// Where the operators' admin API listens (off if absent; keep it on localhost).
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
@@ -80,7 +87,45 @@ fn default_vardiff_secs() -> f64 {
 /// the 16-byte extranonce take up to 21.
 const MAX_POOL_TAG: usize = 64;
 
+/// `first` then `rest`, keys parsed, each address checked; problems name `key`.
+fn endpoint_list(
+    key: &'static str,
+    first: sv2_io::EndpointConfig,
+    rest: &[sv2_io::EndpointConfig],
+) -> Result<Vec<sv2_io::Endpoint>, ConfigProblem> {
+    std::iter::once(&first)
+        .chain(rest)
+        .map(|e| {
+            hashpool_ops_http::config_check::host_port(key, &e.address)?;
+            e.parse()
+                .map_err(|err| ConfigProblem::new(key, format!("{}: {err}", e.address)))
+        })
+        .collect()
+}
+
 impl PoolConfig {
+    /// Template providers in order: `tp_address` first, then `fallback_template_providers`.
+    pub fn template_providers(&self) -> Result<Vec<sv2_io::Endpoint>, ConfigProblem> {
+        let first = sv2_io::EndpointConfig {
+            address: self.tp_address.clone(),
+            authority: self.tp_authority.clone(),
+        };
+        endpoint_list(
+            "fallback_template_providers",
+            first,
+            &self.fallback_template_providers,
+        )
+    }
+
+    /// Mint endpoints in order: `mint_address` first, then `fallback_mints`.
+    pub fn mints(&self) -> Result<Vec<sv2_io::Endpoint>, ConfigProblem> {
+        let first = sv2_io::EndpointConfig {
+            address: self.mint_address.clone(),
+            authority: self.mint_authority.clone(),
+        };
+        endpoint_list("fallback_mints", first, &self.fallback_mints)
+    }
+
     /// Checks every value before the pool touches anything; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
         use hashpool_ops_http::config_check::{host_port, http_url, positive, seconds, within};
@@ -94,6 +139,8 @@ impl PoolConfig {
         self.mint_authority
             .parse::<sv2_io::AuthorityPublicKey>()
             .map_err(|e| ConfigProblem::new("mint_authority", e))?;
+        self.template_providers()?;
+        self.mints()?;
         if self.pool_tag.len() > MAX_POOL_TAG {
             return Err(ConfigProblem::new(
                 "pool_tag",

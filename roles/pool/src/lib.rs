@@ -156,14 +156,8 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     let keys = AuthorityKeypair::load_or_generate(&config.data_dir.join("authority.key"))?;
     let unit =
         ShareUnit::new(config.share_unit_log2).map_err(|e| config_err("share_unit_log2", e))?;
-    let tp_authority: AuthorityPublicKey = config
-        .tp_authority
-        .parse()
-        .map_err(|e| config_err("tp_authority", e))?;
-    let mint_authority: AuthorityPublicKey = config
-        .mint_authority
-        .parse()
-        .map_err(|e| config_err("mint_authority", e))?;
+    let template_providers = config.template_providers()?;
+    let mints = config.mints()?;
     let payout = match &config.payout_script {
         Some(h) => {
             ScriptBuf::from_bytes(hex::decode(h).map_err(|e| config_err("payout_script", e))?)
@@ -262,8 +256,11 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             shutdown.clone(),
         )),
         tokio::spawn(tp_client::run(
-            config.tp_address.clone(),
-            tp_authority,
+            sv2_io::Failover::new(
+                "template provider",
+                template_providers,
+                stats.tp_failover.clone(),
+            ),
             outputs,
             work,
             stats.clone(),
@@ -271,8 +268,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             shutdown.clone(),
         )),
         tokio::spawn(mint.clone().run(
-            config.mint_address.clone(),
-            mint_authority,
+            sv2_io::Failover::new("mint", mints, stats.mint_failover.clone()),
             keys.clone(),
             shutdown.clone(),
         )),

@@ -80,6 +80,16 @@ pub fn registry(stats: Arc<PoolStats>, board: Arc<MiningBoard>) -> prometheus::R
                 "Work of accepted shares, in HASH (2^share_unit_log2 expected hashes each)",
                 stats.work_accepted.load(Ordering::Relaxed),
             ),
+            counter(
+                "hashpool_pool_template_provider_failovers_total",
+                "Hand-overs to the next template provider in the list",
+                stats.tp_failover.failovers(),
+            ),
+            counter(
+                "hashpool_pool_mint_failovers_total",
+                "Hand-overs to the next mint endpoint in the list",
+                stats.mint_failover.failovers(),
+            ),
             float_gauge(
                 "hashpool_pool_hashrate",
                 "Hashes per second of accepted shares over the last 30 s",
@@ -101,15 +111,21 @@ pub fn health(stats: Arc<PoolStats>) -> HealthCheck {
     Arc::new(move || {
         let stats = stats.clone();
         Box::pin(async move {
+            let (tp, mint) = (stats.tp_failover.active(), stats.mint_failover.active());
             let mut down = Vec::new();
             if !stats.tp.is_up() {
-                down.push("template provider unreachable");
+                down.push(format!("template provider unreachable (trying {tp})"));
             }
             if !stats.mint.is_up() {
-                down.push("mint unreachable");
+                down.push(format!("mint unreachable (trying {mint})"));
             }
             if down.is_empty() {
-                Ok(())
+                Ok(serde_json::json!({
+                    "template_provider": tp,
+                    "template_provider_failovers": stats.tp_failover.failovers(),
+                    "mint": mint,
+                    "mint_failovers": stats.mint_failover.failovers(),
+                }))
             } else {
                 Err(down.join("; "))
             }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use sv2_io::{AuthorityKeypair, AuthorityPublicKey, Backoff, FrameSender};
+use sv2_io::{AuthorityKeypair, AuthorityPublicKey, Backoff, Failover, FrameSender};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -322,23 +322,31 @@ impl MintLink {
     /// Keeps the link up until shutdown.
     pub async fn run(
         self: Arc<Self>,
-        address: String,
-        authority: AuthorityPublicKey,
+        mut mints: Failover,
         keys: AuthorityKeypair,
         shutdown: CancellationToken,
     ) {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
+            let Some(mint) = mints.current().cloned() else {
+                tracing::error!("no mint configured");
+                return;
+            };
+            let ups = self.stats.mint.ups();
             let result = tokio::select! {
                 _ = shutdown.cancelled() => { self.set_down(); return; }
-                r = self.session(&address, &authority, &keys) => r,
+                r = self.session(&mint.address, &mint.authority, &keys) => r,
             };
             self.set_down();
             match result {
                 Ok(()) => backoff.reset(),
                 Err(e) => {
-                    tracing::warn!(%address, error = %e, retry_in = ?backoff.delay(), "mint link down")
+                    tracing::warn!(address = %mint.address, error = %e, retry_in = ?backoff.delay(), "mint link down")
                 }
+            }
+            mints.session_ended(self.stats.mint.ups() > ups);
+            if mints.current().is_some_and(|m| m.address != mint.address) {
+                backoff.reset();
             }
             if !backoff.wait(&shutdown).await {
                 return;

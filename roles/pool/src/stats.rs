@@ -36,6 +36,10 @@ pub struct PoolStats {
     pub tp: ServiceLink,
     /// Mint link.
     pub mint: ServiceLink,
+    /// Which template provider of the list is in use, and hand-overs.
+    pub tp_failover: std::sync::Arc<sv2_io::FailoverState>,
+    /// Which mint endpoint of the list is in use, and hand-overs.
+    pub mint_failover: std::sync::Arc<sv2_io::FailoverState>,
     /// Bitcoin node JSON-RPC (found blocks are followed through it).
     pub node: ServiceLink,
     /// The node's best height at the last poll.

@@ -11,14 +11,13 @@ use stratum_core::parsers_sv2::TemplateDistribution;
 use stratum_core::template_distribution_sv2::{
     SubmitSolutionOwned, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_SUBMIT_SOLUTION,
 };
-use sv2_io::{AuthorityPublicKey, Backoff};
+use sv2_io::{AuthorityPublicKey, Backoff, Failover};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the TP link until shutdown.
 pub async fn run(
-    address: String,
-    authority: AuthorityPublicKey,
+    mut providers: Failover,
     outputs: Vec<TxOut>,
     work: Arc<WorkState>,
     stats: Arc<PoolStats>,
@@ -27,9 +26,14 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
+        let Some(tp) = providers.current().cloned() else {
+            tracing::error!("no template provider configured");
+            return;
+        };
+        let ups = stats.tp.ups();
         let session = session(
-            &address,
-            &authority,
+            &tp.address,
+            &tp.authority,
             &outputs,
             &work,
             &stats,
@@ -43,8 +47,13 @@ pub async fn run(
         match result {
             Ok(()) => backoff.reset(),
             Err(e) => {
-                tracing::warn!(%address, error = %e, retry_in = ?backoff.delay(), "template provider link down")
+                tracing::warn!(address = %tp.address, error = %e, retry_in = ?backoff.delay(), "template provider link down")
             }
+        }
+        let before = tp.address;
+        providers.session_ended(stats.tp.ups() > ups);
+        if providers.current().is_some_and(|p| p.address != before) {
+            backoff.reset();
         }
         if !backoff.wait(&shutdown).await {
             return;

@@ -17,6 +17,9 @@ pub struct TranslatorConfig {
     pub pool_address: String,
     /// Pool authority public key (the translator refuses any other pool).
     pub pool_authority: String,
+    /// Pools to fail over to, in order, when the one in use cannot be reached.
+    #[serde(default)]
+    pub fallback_pools: Vec<sv2_io::EndpointConfig>,
     /// User identity sent upstream.
     #[serde(default = "default_user")]
     pub user_identity: String,
@@ -63,6 +66,22 @@ fn default_sv1_timeout() -> f64 {
 }
 
 impl TranslatorConfig {
+    /// The pools in order of preference: `pool_address` first, then `fallback_pools`.
+    pub fn pools(&self) -> Result<Vec<sv2_io::Endpoint>, ConfigProblem> {
+        let first = sv2_io::EndpointConfig {
+            address: self.pool_address.clone(),
+            authority: self.pool_authority.clone(),
+        };
+        std::iter::once(&first)
+            .chain(&self.fallback_pools)
+            .map(|p| {
+                p.parse().map_err(|e| {
+                    ConfigProblem::new("fallback_pools", format!("{}: {e}", p.address))
+                })
+            })
+            .collect()
+    }
+
     /// Checks every value before the translator touches anything; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
         use hashpool_ops_http::config_check::{host_port, http_url, positive, seconds};
@@ -70,6 +89,11 @@ impl TranslatorConfig {
         self.pool_authority
             .parse::<sv2_io::AuthorityPublicKey>()
             .map_err(|e| ConfigProblem::new("pool_authority", e))?;
+        for p in &self.fallback_pools {
+            host_port("fallback_pools", &p.address)?;
+            p.parse()
+                .map_err(|e| ConfigProblem::new("fallback_pools", format!("{}: {e}", p.address)))?;
+        }
         if self.user_identity.len() > 255 {
             return Err(ConfigProblem::new(
                 "user_identity",

@@ -21,7 +21,6 @@ pub use wallet::EhashWallet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use sv2_io::AuthorityPublicKey;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -79,14 +78,6 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         key: p.key,
         reason: p.reason,
     })?;
-    let authority: AuthorityPublicKey =
-        config
-            .pool_authority
-            .parse()
-            .map_err(|e: sv2_io::KeyError| TranslatorError::Config {
-                key: "pool_authority",
-                reason: e.to_string(),
-            })?;
     let vardiff = miners::MinerVardiffConfig {
         interval: positive_secs(
             "miner_vardiff_interval_secs",
@@ -141,9 +132,12 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         wallet_tx,
         shutdown.clone(),
     )));
+    let pools = config.pools().map_err(|p| TranslatorError::Config {
+        key: p.key,
+        reason: p.reason,
+    })?;
     tasks.push(tokio::spawn(upstream::run(
-        config.pool_address.clone(),
-        authority,
+        sv2_io::Failover::new("pool", pools, stats.pool_failover.clone()),
         config.user_identity.clone(),
         config.nominal_hashrate,
         events_tx.clone(),

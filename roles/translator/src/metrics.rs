@@ -67,6 +67,11 @@ pub fn registry(stats: Arc<TranslatorStats>, board: Arc<ProxyBoard>) -> promethe
                 "Unspent ehash (HASH) in the wallet, refreshed every 5 s",
                 stats.wallet_balance.load(Ordering::Relaxed) as i64,
             ),
+            counter(
+                "hashpool_translator_pool_failovers_total",
+                "Hand-overs to the next pool in the list",
+                stats.pool_failover.failovers(),
+            ),
             float_gauge(
                 "hashpool_translator_hashrate",
                 "Hashes per second of the miners' accepted shares over the last 30 s",
@@ -83,12 +88,16 @@ pub fn registry(stats: Arc<TranslatorStats>, board: Arc<ProxyBoard>) -> promethe
 /// Healthy while the pool link is up.
 pub fn health(stats: Arc<TranslatorStats>) -> HealthCheck {
     Arc::new(move || {
-        let up = stats.pool_link.is_up();
+        let (up, pool, failovers) = (
+            stats.pool_link.is_up(),
+            stats.pool_failover.active(),
+            stats.pool_failover.failovers(),
+        );
         Box::pin(async move {
             if up {
-                Ok(())
+                Ok(serde_json::json!({ "pool": pool, "pool_failovers": failovers }))
             } else {
-                Err("pool unreachable".to_string())
+                Err(format!("pool unreachable (trying {pool})"))
             }
         })
     })

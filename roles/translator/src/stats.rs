@@ -40,6 +40,8 @@ pub struct TranslatorStats {
     pub miners: AtomicU64,
     /// The pool link.
     pub pool_link: ServiceLink,
+    /// Which pool of the list is in use, and hand-overs.
+    pub pool_failover: std::sync::Arc<sv2_io::FailoverState>,
     /// Share round trips (forwarded to the pool's verdict).
     pub share_round_trip: RoundTrip,
     /// Unspent ehash in the wallet (refreshed periodically).

@@ -8,7 +8,7 @@ use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::extensions_sv2::RequestExtensionsOwned;
 use stratum_core::mining_sv2::OpenExtendedMiningChannelOwned;
 use stratum_core::parsers_sv2::{ExtensionsNegotiationOwned, ExtensionsOwned, MiningOwned};
-use sv2_io::{AuthorityPublicKey, Backoff};
+use sv2_io::{AuthorityPublicKey, Backoff, Failover};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +17,7 @@ const MIN_EXTRANONCE: u16 = 8;
 
 /// Keeps the upstream link up until shutdown.
 pub async fn run(
-    address: String,
-    authority: AuthorityPublicKey,
+    mut pools: Failover,
     user: String,
     hashrate: f32,
     events: mpsc::Sender<BridgeEvent>,
@@ -27,9 +26,14 @@ pub async fn run(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     loop {
+        let Some(pool) = pools.current().cloned() else {
+            tracing::error!("no pool configured");
+            return;
+        };
+        let ups = stats.pool_link.ups();
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = session(&address, &authority, &user, hashrate, &events, &stats) => r,
+            r = session(&pool.address, &pool.authority, &user, hashrate, &events, &stats) => r,
         };
         stats.pool_link.set_up(false);
         if events.send(BridgeEvent::UpstreamDown).await.is_err() {
@@ -38,8 +42,14 @@ pub async fn run(
         match result {
             Ok(()) => backoff.reset(),
             Err(e) => {
-                tracing::warn!(%address, error = %e, retry_in = ?backoff.delay(), "pool link down")
+                tracing::warn!(address = %pool.address, error = %e, retry_in = ?backoff.delay(), "pool link down")
             }
+        }
+        let before = pools.current().map(|p| p.address.clone());
+        pools.session_ended(stats.pool_link.ups() > ups);
+        if pools.current().map(|p| p.address.clone()) != before {
+            // The next pool is tried at once; the backoff is for retrying the same one.
+            backoff.reset();
         }
         if !backoff.wait(&shutdown).await {
             return;
