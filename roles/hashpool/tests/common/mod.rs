@@ -1,0 +1,124 @@
+//! Helpers of the tests that run several pools on the separate-process devnet.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use tokio::process::Command;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_hashpool");
+
+/// GET `path` on a local port: (status, body).
+pub async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let r = bitreq::get(url.as_str())
+        .with_timeout(5)
+        .send_async()
+        .await
+        .ok()?;
+    Some((
+        r.status_code as u16,
+        String::from_utf8_lossy(r.as_bytes()).to_string(),
+    ))
+}
+
+/// An unlabelled sample of Prometheus text (0 if absent).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Runs `hashpool args…` and parses the last line of its output as JSON.
+pub async fn cli_json(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .await
+        .expect("hashpool runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON line")
+}
+
+/// A fresh data dir and port base for one test.
+pub fn scratch(name: &str) -> (PathBuf, u16) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(17);
+    let dir = std::env::temp_dir().join(format!("hashpool-{name}-{}-{seed}", std::process::id()));
+    let base = hashpool::process_stack::free_port_base(seed).expect("free ports");
+    (dir, base)
+}
+
+/// `hashpool devnet init` with fast blocks and shares.
+pub async fn init_devnet(dir: &Path, base: u16) {
+    let d = dir.to_string_lossy().to_string();
+    let init = Command::new(BIN)
+        .args([
+            "devnet",
+            "init",
+            "--data-dir",
+            &d,
+            "--port-base",
+            &base.to_string(),
+        ])
+        .args(["--block-interval", "2", "--shares-per-minute", "600"])
+        .output()
+        .await
+        .expect("devnet init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+}
+
+fn load(dir: &Path, name: &str) -> toml::Table {
+    toml::from_str(&std::fs::read_to_string(dir.join(name)).expect("config")).expect("toml")
+}
+
+fn save(dir: &Path, name: &str, t: &toml::Table) {
+    std::fs::write(dir.join(name), toml::to_string(t).expect("toml")).expect("write config");
+}
+
+/// A second pool: `pool2.toml` on the same template provider and mint (which now trusts its
+/// key), listening on `base+12`, metrics on `base+13`. Returns its address and key.
+pub fn add_second_pool(dir: &Path, base: u16) -> (String, String) {
+    let mut pool2 = load(dir, "pool.toml");
+    let address = format!("127.0.0.1:{}", base + 12);
+    pool2.insert(
+        "data_dir".into(),
+        dir.join("pool2").to_string_lossy().to_string().into(),
+    );
+    pool2.insert("listen".into(), address.clone().into());
+    pool2.insert(
+        "metrics_listen".into(),
+        format!("127.0.0.1:{}", base + 13).into(),
+    );
+    pool2.remove("admin_listen");
+    save(dir, "pool2.toml", &pool2);
+    let key = sv2_io::AuthorityKeypair::load_or_generate(&dir.join("pool2").join("authority.key"))
+        .expect("pool2 key")
+        .public()
+        .to_string();
+    let mut mint = load(dir, "mint.toml");
+    if let Some(toml::Value::Array(keys)) = mint.get_mut("pool_keys") {
+        keys.push(key.clone().into());
+    }
+    save(dir, "mint.toml", &mint);
+    (address, key)
+}
+
+/// Edits `translator.toml` with `edit`, saving it as `name`.
+pub fn translator_config(dir: &Path, name: &str, edit: impl FnOnce(&mut toml::Table)) {
+    let mut t = load(dir, "translator.toml");
+    edit(&mut t);
+    save(dir, name, &t);
+}
