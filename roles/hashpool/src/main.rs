@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hashpool::config_file;
+use hashpool::print_report;
 use hashpool::{DevnetOptions, DevnetPorts, DevnetStack, StackConfigs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ enum Command {
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
-        action: BenchAction,
+        action: hashpool::bench_cli::BenchAction,
     },
     /// A CPU SV1 miner (`-c miner.toml`, or the flags).
     Miner {
@@ -176,73 +177,6 @@ enum MintAction {
 }
 
 #[derive(Subcommand)]
-enum BenchAction {
-    /// Hold many SV1 connections on one translator process (the stack runs as separate
-    /// processes) while each submits shares; report memory per connection, latency, errors.
-    Soak {
-        /// SV1 connections.
-        #[arg(long, default_value_t = 10_000)]
-        connections: u32,
-        /// Seconds to hold them once all are open.
-        #[arg(long, default_value_t = 600)]
-        duration: u64,
-        /// Seconds between two shares of one connection.
-        #[arg(long, default_value_t = 10.0)]
-        share_interval: f64,
-        /// Directory for configs, data and logs (default: a fresh temp dir, removed after).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Print one JSON object as the last line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Open many SV2 channels on a pool process, then time how fast a new block reaches the
-    /// last of them; report the pool's memory per channel.
-    Fanout {
-        /// Channels to open.
-        #[arg(long, default_value_t = 10_000)]
-        channels: u32,
-        /// Channels per Noise connection (at most 64).
-        #[arg(long, default_value_t = 64)]
-        per_connection: u32,
-        /// New blocks to time.
-        #[arg(long, default_value_t = 5)]
-        rounds: u32,
-        /// Directory for configs, data and logs (default: a fresh temp dir, removed after).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Print one JSON object as the last line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Drive the real pool and mint (in this process) with synthetic SV2 clients submitting
-    /// valid shares; report shares/s, signatures/s, latency, CPU, and the lean signing limit.
-    Pipeline {
-        /// Shares to submit.
-        #[arg(long, default_value_t = 50_000)]
-        shares: u64,
-        /// Channels (one Noise connection each).
-        #[arg(long, default_value_t = 8)]
-        channels: u32,
-        /// Threads the mint signs with.
-        #[arg(long, default_value_t = 1)]
-        sign_threads: u32,
-        /// Offered shares per second over all channels (0: as fast as accepted).
-        #[arg(long, default_value_t = 0.0)]
-        rate: f64,
-        /// Shares one channel may have waiting for a signature.
-        #[arg(long, default_value_t = 512)]
-        window: u32,
-        /// Data directory (default: a fresh temp dir, removed after).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Print one JSON object as the last line.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
 enum PoolAction {
     /// Ehash shares the pool acknowledged (durable totals) and requests still open.
     Stats {
@@ -312,16 +246,6 @@ async fn run_devnet(opts: DevnetOptions, until_blocks: Option<u64>) -> anyhow::R
         println!("{}", serde_json::to_string(&report)?);
     } else {
         stack.shutdown().await;
-    }
-    Ok(())
-}
-
-/// Prints a report as one JSON line, or as `text`.
-fn print_report<T: serde::Serialize>(value: &T, json: bool, text: &str) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(value)?);
-    } else {
-        println!("{text}");
     }
     Ok(())
 }
@@ -494,102 +418,7 @@ async fn main() -> anyhow::Result<()> {
             run_until_ctrl_c(h.shutdown()).await;
             Ok(())
         }
-        Command::Bench {
-            action:
-                BenchAction::Soak {
-                    connections,
-                    duration,
-                    share_interval,
-                    data_dir,
-                    json,
-                },
-        } => {
-            let keep = data_dir.is_some();
-            let data_dir = data_dir.unwrap_or_else(hashpool::soak::default_data_dir);
-            let opts = hashpool::soak::SoakOptions {
-                binary: std::env::current_exe().context("locate the hashpool binary")?,
-                connections,
-                duration: Duration::from_secs(duration),
-                share_interval: Duration::from_secs_f64(share_interval.max(0.01)),
-                data_dir: data_dir.clone(),
-            };
-            let report = hashpool::soak::run(&opts).await;
-            if !keep {
-                hashpool::soak::remove_data_dir(&data_dir);
-            }
-            let r = report?;
-            let text = format!(
-                "connected={}/{} submitted={} accepted={} rejected={} errors={} p50={}us p99={}us rss_per_connection={}B",
-                r.connected, r.connections, r.submitted, r.accepted, r.rejected, r.errors,
-                r.p50_us, r.p99_us, r.rss_per_connection_bytes
-            );
-            print_report(&r, json, &text)
-        }
-        Command::Bench {
-            action:
-                BenchAction::Fanout {
-                    channels,
-                    per_connection,
-                    rounds,
-                    data_dir,
-                    json,
-                },
-        } => {
-            let keep = data_dir.is_some();
-            let data_dir = data_dir.unwrap_or_else(hashpool::soak::default_data_dir);
-            let opts = hashpool::fanout::FanoutOptions {
-                binary: std::env::current_exe().context("locate the hashpool binary")?,
-                channels,
-                per_connection,
-                rounds,
-                data_dir: data_dir.clone(),
-            };
-            let report = hashpool::fanout::run(&opts).await;
-            if !keep {
-                hashpool::soak::remove_data_dir(&data_dir);
-            }
-            let r = report?;
-            let text = format!(
-                "{} channels on {} connections (opened in {:.1}s); pool memory {} -> {} KiB = {} B per channel; new block to last channel: {:?} ms (median channel {:?} ms, first {:?} ms)",
-                r.channels, r.connections, r.open_secs, r.rss_before_kib, r.rss_after_kib,
-                r.bytes_per_channel, r.last_channel_ms, r.median_channel_ms, r.first_channel_ms
-            );
-            print_report(&r, json, &text)
-        }
-        Command::Bench {
-            action:
-                BenchAction::Pipeline {
-                    shares,
-                    channels,
-                    sign_threads,
-                    rate,
-                    window,
-                    data_dir,
-                    json,
-                },
-        } => {
-            let keep = data_dir.is_some();
-            let data_dir = data_dir.unwrap_or_else(hashpool::soak::default_data_dir);
-            let opts = hashpool::pipeline::PipelineOptions {
-                shares,
-                channels,
-                sign_threads,
-                rate,
-                window,
-                data_dir: data_dir.clone(),
-            };
-            let report = hashpool::pipeline::run(&opts).await;
-            if !keep {
-                hashpool::soak::remove_data_dir(&data_dir);
-            }
-            let r = report?;
-            let text = format!(
-                "accepted={} signed={} rejected={} refused={} in {:.2}s: {:.0} shares/s, {:.0} signatures/s, p50={}us p99={}us, cpu={:.2} cores; lean limit {:.0}/s, ratio {:.3}",
-                r.accepted, r.signed, r.rejected, r.refused, r.elapsed_s, r.shares_per_s,
-                r.signatures_per_s, r.p50_us, r.p99_us, r.cpu_cores, r.limit_per_s, r.ratio
-            );
-            print_report(&r, json, &text)
-        }
+        Command::Bench { action } => hashpool::bench_cli::run(action).await,
         Command::Wallet { config, action } => {
             let config: hashpool_translator::TranslatorConfig = config_file::load(&config)?;
             hashpool::wallet_cli::run(&config, action).await

@@ -14,6 +14,7 @@ pub mod found_blocks;
 pub mod journal;
 pub mod metrics;
 pub mod mint_client;
+mod replies;
 pub mod shares;
 pub mod stats;
 pub mod tp_client;
