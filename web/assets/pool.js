@@ -16,7 +16,8 @@ async function refreshStatus() {
   hp.chart("hashrate-chart", s.history, hp.hashrate);
 
   const services = [
-    ["Template provider", s.services.template_provider, s.services.template_provider.address],
+    ["Template provider", s.services.template_provider, s.services.template_provider.address +
+      (s.services.template_provider.failovers ? " · " + s.services.template_provider.failovers + " failovers" : "")],
     ["Mint", s.services.mint, s.services.mint.url ? s.services.mint.url + " · keyset " + hp.short(s.services.mint.keyset) : s.services.mint.address],
     ["Bitcoin node", s.services.node, s.services.node.configured ? "height " + hp.int(s.services.node.height) : "no chain_rpc configured"],
   ];

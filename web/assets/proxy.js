@@ -137,7 +137,7 @@ function poolPage() {
     hp.text("blocks", hp.int(u.blocks.length));
     const c = u.channel || {};
     facts("upstream-facts", [
-      ["Pool", u.pool_address],
+      ["Pool", u.pool_address + (u.pool_failovers ? " (after " + u.pool_failovers + " failovers)" : "")],
       ["Status", (u.up ? "up" : "down") + (u.since_ms ? " since " + hp.ago(u.since_ms) : "")],
       ["Last message", hp.ago(u.last_seen_ms)],
       ["Round trip (avg / last)", u.latency_ms === null ? "–" : u.latency_ms.toFixed(2) + " ms / " + u.latency_last_ms.toFixed(2) + " ms"],

@@ -29,10 +29,6 @@ const MAX_EPOCHS_BODY: usize = 8 << 20;
 /// What the pool's config says about the services it depends on.
 #[derive(Debug, Clone)]
 pub struct ServiceFacts {
-    /// Template provider address.
-    pub tp_address: String,
-    /// Mint link address.
-    pub mint_address: String,
     /// A chain RPC is configured.
     pub node_configured: bool,
     /// Confirmations for maturity.
@@ -175,12 +171,16 @@ impl Dashboard {
             services: Services {
                 template_provider: Service {
                     status: self.stats.tp.status(),
-                    detail: serde_json::json!({ "address": self.facts.tp_address }),
+                    detail: serde_json::json!({
+                        "address": self.stats.tp_failover.active(),
+                        "failovers": self.stats.tp_failover.failovers(),
+                    }),
                 },
                 mint: Service {
                     status: self.stats.mint.status(),
                     detail: serde_json::json!({
-                        "address": self.facts.mint_address,
+                        "address": self.stats.mint_failover.active(),
+                        "failovers": self.stats.mint_failover.failovers(),
                         "url": mint.as_ref().map(|m| m.http_url.clone()),
                         "keyset": mint.as_ref().map(|m| hex::encode(&m.keyset_id)),
                         "epoch": mint.as_ref().map(|m| m.epoch),

@@ -293,8 +293,6 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
                 blocks.clone(),
                 mint.clone(),
                 dashboard::ServiceFacts {
-                    tp_address: config.tp_address.clone(),
-                    mint_address: config.mint_address.clone(),
                     node_configured: config.chain_rpc.is_some(),
                     maturity: config.maturity,
                 },

@@ -158,7 +158,6 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
                 stats.clone(),
                 board.clone(),
                 wallet_rx.clone(),
-                config.pool_address.clone(),
                 config.dashboard_token.clone(),
             )))
         },

@@ -29,8 +29,6 @@ pub struct ProxyDashboard {
     pub board: Arc<ProxyBoard>,
     /// The wallet, once the mint is known.
     pub wallet: watch::Receiver<Option<Arc<EhashWallet>>>,
-    /// Configured pool address.
-    pub pool_address: String,
     token: Option<String>,
     cache: wallet_api::WalletCache,
 }
@@ -41,14 +39,12 @@ impl ProxyDashboard {
         stats: Arc<TranslatorStats>,
         board: Arc<ProxyBoard>,
         wallet: watch::Receiver<Option<Arc<EhashWallet>>>,
-        pool_address: String,
         token: Option<String>,
     ) -> Self {
         Self {
             stats,
             board,
             wallet,
-            pool_address,
             token,
             cache: wallet_api::WalletCache::default(),
         }
@@ -117,6 +113,7 @@ async fn miners(State(d): State<Arc<ProxyDashboard>>) -> Json<MinersAnswer> {
 #[derive(Serialize)]
 struct UpstreamAnswer {
     pool_address: String,
+    pool_failovers: u64,
     #[serde(flatten)]
     link: ServiceStatus,
     #[serde(flatten)]
@@ -135,7 +132,8 @@ async fn upstream(State(d): State<Arc<ProxyDashboard>>) -> Json<UpstreamAnswer> 
     };
     let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     Json(UpstreamAnswer {
-        pool_address: d.pool_address.clone(),
+        pool_address: d.stats.pool_failover.active(),
+        pool_failovers: d.stats.pool_failover.failovers(),
         link: d.stats.pool_link.status(),
         view: d.board.upstream(),
         shares_submitted: l(&d.stats.shares_submitted),
@@ -193,7 +191,6 @@ mod tests {
             Arc::default(),
             Arc::default(),
             wallet,
-            "pool:3333".into(),
             Some("sixteen-chars-token".into()),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
