@@ -122,3 +122,35 @@ pub fn translator_config(dir: &Path, name: &str, edit: impl FnOnce(&mut toml::Ta
     edit(&mut t);
     save(dir, name, &t);
 }
+
+/// A second template provider: `template-provider2.toml` with its own chain, listening on
+/// `base+16` (RPC and metrics off). Returns its address and key.
+pub fn add_second_template_provider(dir: &Path, base: u16) -> (String, String) {
+    let mut tp = load(dir, "template-provider.toml");
+    let address = format!("127.0.0.1:{}", base + 16);
+    tp.insert(
+        "data_dir".into(),
+        dir.join("template-provider2")
+            .to_string_lossy()
+            .to_string()
+            .into(),
+    );
+    tp.insert("listen".into(), address.clone().into());
+    tp.remove("rpc_listen");
+    tp.remove("metrics_listen");
+    save(dir, "template-provider2.toml", &tp);
+    let key = sv2_io::AuthorityKeypair::load_or_generate(
+        &dir.join("template-provider2").join("authority.key"),
+    )
+    .expect("template provider 2 key")
+    .public()
+    .to_string();
+    (address, key)
+}
+
+/// Edits `pool.toml` with `edit`.
+pub fn pool_config(dir: &Path, edit: impl FnOnce(&mut toml::Table)) {
+    let mut t = load(dir, "pool.toml");
+    edit(&mut t);
+    save(dir, "pool.toml", &t);
+}
