@@ -74,9 +74,48 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// The host part of a `Host` header value (`name`, `1.2.3.4`, `[::1]`, with or without port).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default();
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// Without a token the API trusts only this machine's browser: a page from elsewhere must not
+/// reach it, neither by a form post nor by a DNS name rebound to 127.0.0.1.
+fn same_machine_request(req: &Request) -> Result<(), &'static str> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_name)
+        .unwrap_or_default();
+    // An IP literal cannot be rebound; a name can, unless it is `localhost`.
+    if host != "localhost" && host.parse::<std::net::IpAddr>().is_err() {
+        return Err("unexpected Host: open the dashboard by IP address or localhost");
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    // A cross-site form can post, but not with a JSON content type without a preflight.
+    if req.method() == axum::http::Method::POST && !json {
+        return Err("wallet actions are JSON requests");
+    }
+    Ok(())
+}
+
 async fn require_token(State(d): State<Arc<ProxyDashboard>>, req: Request, next: Next) -> Response {
     let Some(expected) = d.token.as_deref() else {
-        return next.run(req).await;
+        return match same_machine_request(&req) {
+            Ok(()) => next.run(req).await,
+            Err(why) => {
+                tracing::warn!(path = %req.uri().path(), why, "dashboard request refused");
+                error(StatusCode::FORBIDDEN, why)
+            }
+        };
     };
     let given = req
         .headers()
@@ -210,6 +249,51 @@ mod tests {
         assert_eq!(w, 200);
         assert_eq!(status(addr, "/wallet", None).await, 200);
         assert_eq!(status(addr, "/assets/proxy.js", None).await, 200);
+    }
+
+    #[tokio::test]
+    async fn without_a_token_only_this_machines_pages_may_call() {
+        let (_wallet_tx, wallet) = watch::channel(None);
+        let d = Arc::new(ProxyDashboard::new(
+            Arc::default(),
+            Arc::default(),
+            wallet,
+            None,
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router(d)).await });
+        let call = |host: &'static str, method: &'static str, ty: &'static str| async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let req = format!(
+                "{method} /api/wallet/redeem HTTP/1.0\r\nHost: {host}\r\nContent-Type: {ty}\r\nContent-Length: 2\r\n\r\n{{}}"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf).to_string();
+            text.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u16>()
+                .unwrap()
+        };
+        // A DNS name rebound to 127.0.0.1, and a cross-site form post: refused.
+        assert_eq!(
+            call("evil.example:34256", "POST", "application/json").await,
+            403
+        );
+        assert_eq!(call("127.0.0.1:34256", "POST", "text/plain").await, 403);
+        // This machine's page: passes the guard (the wallet is not open yet: 503).
+        assert_eq!(
+            call("127.0.0.1:34256", "POST", "application/json").await,
+            503
+        );
+        assert_eq!(
+            call("localhost:34256", "POST", "application/json").await,
+            503
+        );
+        assert_eq!(call("[::1]:34256", "POST", "application/json").await, 503);
     }
 
     #[test]
