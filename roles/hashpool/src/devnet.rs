@@ -174,6 +174,7 @@ impl DevnetStack {
             url: self.translator.sv1_addr.to_string(),
             user: user.into(),
             threads,
+            metrics_listen: None,
         };
         self.miner_tasks.push(tokio::spawn(hashpool_miner::run(
             opts,

@@ -431,14 +431,31 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let opts = match config {
                 Some(path) => config_file::load(&path)?,
-                None => hashpool_miner::MinerOptions { url, user, threads },
+                None => hashpool_miner::MinerOptions {
+                    url,
+                    user,
+                    threads,
+                    metrics_listen: None,
+                },
             };
             let stop = CancellationToken::new();
             let stats = std::sync::Arc::new(hashpool_miner::MinerStats::default());
-            let task = tokio::spawn(hashpool_miner::run(opts, stats, stop.clone()));
+            let mut tasks = Vec::new();
+            let metrics_addr = hashpool_miner::metrics::serve(
+                opts.metrics_listen,
+                stats.clone(),
+                stop.clone(),
+                &mut tasks,
+            )
+            .await
+            .context("miner metrics_listen")?;
+            tracing::info!(url = %opts.url, ?metrics_addr, "miner started");
+            tasks.push(tokio::spawn(hashpool_miner::run(opts, stats, stop.clone())));
             ctrl_c().await;
             stop.cancel();
-            let _ = task.await;
+            for t in tasks {
+                let _ = t.await;
+            }
             Ok(())
         }
     }

@@ -183,7 +183,8 @@ pub fn free_port_base(seed: u64) -> Option<u16> {
         x ^= x >> 7;
         x ^= x << 17;
         let base = 20_000 + (x % 40_000) as u16;
-        if (0..crate::stack_configs::DevnetPorts::COUNT)
+        use crate::stack_configs::DevnetPorts;
+        if (0..DevnetPorts::COUNT + DevnetPorts::SPARE)
             .all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
         {
             return Some(base);

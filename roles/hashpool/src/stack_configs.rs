@@ -64,6 +64,8 @@ pub struct DevnetPorts {
     pub pool_admin: u16,
     /// Mint admin API.
     pub mint_admin: u16,
+    /// CPU miner `/metrics` and `/health`.
+    pub miner_metrics: u16,
 }
 
 impl DevnetPorts {
@@ -81,6 +83,7 @@ impl DevnetPorts {
         tp_metrics: 18445,
         pool_admin: 13335,
         mint_admin: 13340,
+        miner_metrics: 34257,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -96,10 +99,13 @@ impl DevnetPorts {
         tp_metrics: 0,
         pool_admin: 0,
         mint_admin: 0,
+        miner_metrics: 0,
     };
 
     /// Ports taken from `base` on.
-    pub const COUNT: u16 = 12;
+    pub const COUNT: u16 = 13;
+    /// Ports after the stack's that tests with extra roles (a second pool…) may use.
+    pub const SPARE: u16 = 8;
 
     /// [`Self::COUNT`] consecutive ports from `base`.
     pub fn from_base(base: u16) -> Self {
@@ -116,6 +122,7 @@ impl DevnetPorts {
             tp_metrics: base.saturating_add(9),
             pool_admin: base.saturating_add(10),
             mint_admin: base.saturating_add(11),
+            miner_metrics: base.saturating_add(12),
         }
     }
 }
@@ -275,6 +282,7 @@ impl StackConfigs {
                 url: local(ports.sv1).to_string(),
                 user: "devnet.worker0".into(),
                 threads: o.threads.max(1),
+                metrics_listen: Some(local(ports.miner_metrics)),
             },
         })
     }

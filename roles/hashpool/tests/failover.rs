@@ -18,7 +18,7 @@ async fn the_translator_fails_over_to_the_next_pool_and_loses_no_ehash() {
     init_devnet(&dir, base).await;
     // A second pool on the same template provider and mint, and the translator told about it.
     let (pool2_addr, pool2_key) = add_second_pool(&dir, base);
-    let pool2_metrics = base + 13;
+    let pool2_metrics = base + 14;
     translator_config(&dir, "translator.toml", |t| {
         let mut fallback = toml::Table::new();
         fallback.insert("address".into(), pool2_addr.clone().into());

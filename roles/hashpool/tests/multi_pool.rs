@@ -17,7 +17,7 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
     init_devnet(&dir, base).await;
     let (pool2_addr, pool2_key) = add_second_pool(&dir, base);
     // A second translator (own wallet, ports) on the second pool, and a miner for it.
-    let (sv1_2, metrics_2) = (base + 14, base + 15);
+    let (sv1_2, metrics_2) = (base + 15, base + 16);
     translator_config(&dir, "translator2.toml", |t| {
         t.insert(
             "data_dir".into(),
@@ -33,10 +33,15 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
         t.insert("user_identity".into(), "second-farm".into());
     });
     let miner = std::fs::read_to_string(dir.join("miner.toml")).expect("miner.toml");
-    let miner2 = miner.replace(
-        &format!("127.0.0.1:{}", base + 4),
-        &format!("127.0.0.1:{sv1_2}"),
-    );
+    let miner2: String = miner
+        .replace(
+            &format!("127.0.0.1:{}", base + 4),
+            &format!("127.0.0.1:{sv1_2}"),
+        )
+        .lines()
+        .filter(|l| !l.starts_with("metrics_listen"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_ne!(miner, miner2, "miner url rewritten");
     std::fs::write(dir.join("miner2.toml"), miner2).expect("write");
 
@@ -55,7 +60,7 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // Both pools earn ehash, and blocks are found.
-    let (pool_metrics, pool2_metrics) = (base + 5, base + 13);
+    let (pool_metrics, pool2_metrics) = (base + 5, base + 14);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let mut ok = true;

@@ -100,6 +100,17 @@ async fn metrics_move_and_health_follows_the_mint() {
     assert!(metric(&tr_text, "hashpool_translator_miners") >= 1.0);
     assert!(metric(&tr_text, "hashpool_translator_shares_accepted_total") > 0.0);
 
+    // The template provider's and the CPU miner's own endpoints.
+    let (tp_port, miner_port) = (base + 9, base + 12);
+    wait_health(tp_port, 200, Duration::from_secs(30)).await;
+    wait_health(miner_port, 200, Duration::from_secs(30)).await;
+    let (_, tp_text) = get(tp_port, "/metrics").await.expect("tp metrics");
+    assert!(metric(&tp_text, "hashpool_tp_templates_total") > 0.0);
+    assert_eq!(metric(&tp_text, "hashpool_tp_pools"), 1.0);
+    let (_, miner_text) = get(miner_port, "/metrics").await.expect("miner metrics");
+    assert!(metric(&miner_text, "hashpool_miner_hashes_total") > 0.0);
+    assert_eq!(metric(&miner_text, "hashpool_miner_connected"), 1.0);
+
     stack.stop("mint").await.expect("mint stops");
     let body = wait_health(metrics_port, 503, Duration::from_secs(15)).await;
     assert!(body.contains("mint unreachable"), "{body}");

@@ -1,6 +1,8 @@
 //! A multi-threaded CPU SV1 miner: subscribes, authorizes, hashes the current job on N threads
 //! and submits every hash that meets the difficulty.
 
+pub mod metrics;
+
 mod job;
 
 pub use job::Sv1Job;
@@ -29,6 +31,8 @@ pub struct MinerStats {
     pub accepted: AtomicU64,
     /// Shares rejected.
     pub rejected: AtomicU64,
+    /// Connected to the translator (subscribed).
+    pub connected: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -111,12 +115,17 @@ pub struct MinerOptions {
     pub user: String,
     /// Hashing threads.
     pub threads: u32,
+    /// Where to serve `/metrics` and `/health` (none if absent).
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs the miner until `stop`; reconnects if the connection drops.
 pub async fn run(opts: MinerOptions, stats: Arc<MinerStats>, stop: CancellationToken) {
     while !stop.is_cancelled() {
-        if let Err(e) = session(&opts, &stats, &stop).await {
+        let result = session(&opts, &stats, &stop).await;
+        stats.connected.store(false, Ordering::Relaxed);
+        if let Err(e) = result {
             tracing::info!(url = %opts.url, error = %e, "miner disconnected; reconnecting");
         }
         tokio::select! {
@@ -135,6 +144,7 @@ async fn session(
         .await
         .map_err(|e| e.to_string())?;
     let (rd, mut wr) = stream.into_split();
+    stats.connected.store(true, Ordering::Relaxed);
     let mut lines = BufReader::new(rd).lines();
     let send = |id: u64, method: &str, params: serde_json::Value| {
         let msg = Message::StandardRequest(StandardRequest {

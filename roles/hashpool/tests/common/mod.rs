@@ -89,10 +89,10 @@ fn save(dir: &Path, name: &str, t: &toml::Table) {
 }
 
 /// A second pool: `pool2.toml` on the same template provider and mint (which now trusts its
-/// key), listening on `base+12`, metrics on `base+13`. Returns its address and key.
+/// key), listening on `base+13`, metrics on `base+14`. Returns its address and key.
 pub fn add_second_pool(dir: &Path, base: u16) -> (String, String) {
     let mut pool2 = load(dir, "pool.toml");
-    let address = format!("127.0.0.1:{}", base + 12);
+    let address = format!("127.0.0.1:{}", base + 13);
     pool2.insert(
         "data_dir".into(),
         dir.join("pool2").to_string_lossy().to_string().into(),
@@ -100,7 +100,7 @@ pub fn add_second_pool(dir: &Path, base: u16) -> (String, String) {
     pool2.insert("listen".into(), address.clone().into());
     pool2.insert(
         "metrics_listen".into(),
-        format!("127.0.0.1:{}", base + 13).into(),
+        format!("127.0.0.1:{}", base + 14).into(),
     );
     pool2.remove("admin_listen");
     save(dir, "pool2.toml", &pool2);
@@ -124,10 +124,10 @@ pub fn translator_config(dir: &Path, name: &str, edit: impl FnOnce(&mut toml::Ta
 }
 
 /// A second template provider: `template-provider2.toml` with its own chain, listening on
-/// `base+16` (RPC and metrics off). Returns its address and key.
+/// `base+17` (RPC and metrics off). Returns its address and key.
 pub fn add_second_template_provider(dir: &Path, base: u16) -> (String, String) {
     let mut tp = load(dir, "template-provider.toml");
-    let address = format!("127.0.0.1:{}", base + 16);
+    let address = format!("127.0.0.1:{}", base + 17);
     tp.insert(
         "data_dir".into(),
         dir.join("template-provider2")
