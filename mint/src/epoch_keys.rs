@@ -92,54 +92,39 @@ impl EpochKeys {
         messages: &[BlindedMessage],
         threads: usize,
     ) -> Result<Vec<BlindSignature>, MintError> {
-        if spread(messages.len(), threads) == 1 {
-            return Self::sign_blocking(&keyset, messages, 1);
-        }
-        let messages = messages.to_vec();
-        tokio::task::spawn_blocking(move || Self::sign_blocking(&keyset, &messages, threads))
-            .await
-            .map_err(|e| MintError::Http(format!("signing task: {e}")))?
-    }
-
-    /// [`Self::sign`] on the calling thread (and scoped threads of its own): for callers that
-    /// run it beside other blocking work.
-    pub fn sign_blocking(
-        keyset: &MintKeySet,
-        messages: &[BlindedMessage],
-        threads: usize,
-    ) -> Result<Vec<BlindSignature>, MintError> {
         if let Some(m) = messages.iter().find(|m| m.keyset_id != keyset.id) {
             return Err(MintError::Http(format!(
                 "message for keyset {} in a batch for {}",
                 m.keyset_id, keyset.id
             )));
         }
-        let threads = spread(messages.len(), threads);
+        // Below this, spreading over threads costs more than it saves.
+        const MIN_PER_THREAD: usize = 32;
+        let threads = threads.clamp(1, messages.len().div_ceil(MIN_PER_THREAD).max(1));
         if threads == 1 {
-            return sign_chunk(messages, keyset);
+            return sign_chunk(messages, &keyset);
         }
-        let chunk = messages.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = messages
-                .chunks(chunk)
-                .map(|c| scope.spawn(|| sign_chunk(c, keyset)))
-                .collect();
-            let mut out = Vec::with_capacity(messages.len());
-            for p in parts {
-                let part = p
-                    .join()
-                    .map_err(|_| MintError::Http("a signing thread panicked".into()))??;
-                out.extend(part);
-            }
-            Ok(out)
+        let messages = messages.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let chunk = messages.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = messages
+                    .chunks(chunk)
+                    .map(|c| scope.spawn(|| sign_chunk(c, &keyset)))
+                    .collect();
+                let mut out = Vec::with_capacity(messages.len());
+                for p in parts {
+                    let part = p
+                        .join()
+                        .map_err(|_| MintError::Http("a signing thread panicked".into()))??;
+                    out.extend(part);
+                }
+                Ok(out)
+            })
         })
+        .await
+        .map_err(|e| MintError::Http(format!("signing task: {e}")))?
     }
-}
-
-/// Threads worth using for `n` messages (below 32 per thread, spreading costs more than it saves).
-fn spread(n: usize, threads: usize) -> usize {
-    const MIN_PER_THREAD: usize = 32;
-    threads.clamp(1, n.div_ceil(MIN_PER_THREAD).max(1))
 }
 
 fn sign_chunk(

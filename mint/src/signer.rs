@@ -253,12 +253,6 @@ async fn store_signatures(
         })
         .collect();
     let issue_points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
-    // Signing touches no database: it runs while the write-ahead rows are flushed, which only
-    // have to be durable before the CDK commit.
-    let signing = (!messages.is_empty()).then(|| {
-        let (keys, messages, threads) = (keys.clone(), messages.clone(), ledger.sign_threads());
-        tokio::task::spawn_blocking(move || EpochKeys::sign_blocking(&keys, &messages, threads))
-    });
     if let Err(e) = ledger.epochs().begin_issue(&issue) {
         let _ = tx.rollback().await;
         return Err(e.to_string());
@@ -270,19 +264,16 @@ async fn store_signatures(
         }
         e
     };
-    let signatures = match signing {
-        None => Vec::new(),
-        Some(task) => match task.await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+    let signatures = if messages.is_empty() {
+        Vec::new()
+    } else {
+        match EpochKeys::sign(keys, &messages, ledger.sign_threads()).await {
+            Ok(s) => s,
+            Err(e) => {
                 let _ = tx.rollback().await;
                 return Err(abandon(e.to_string()));
             }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(abandon(format!("signing task: {e}")));
-            }
-        },
+        }
     };
     if !signatures.is_empty() {
         if let Err(e) = tx
