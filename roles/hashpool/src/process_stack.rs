@@ -74,6 +74,15 @@ impl RoleProcesses {
                 String::from_utf8_lossy(&init.stderr).to_string(),
             ));
         }
+        Self::start_fast_devnet_from_configs(binary, dir, log_filter).await
+    }
+
+    /// Starts all five roles from the configs already in `dir`, 300 ms apart.
+    pub async fn start_fast_devnet_from_configs(
+        binary: &Path,
+        dir: &Path,
+        log_filter: &str,
+    ) -> Result<Self, ProcessError> {
         let mut stack = Self::new(binary, dir, log_filter);
         for role in ["template-provider", "mint", "pool", "translator", "miner"] {
             stack.spawn(role)?;
