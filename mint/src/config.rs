@@ -154,11 +154,16 @@ impl MintConfig {
         if let Some(amount) = self.devnet_faucet {
             within("devnet_faucet", amount, 1, 1 << 20)?;
         }
-        hashpool_ops_http::config_check::admin(
-            self.admin_listen,
-            self.admin_token.as_deref(),
-            self.admin_allow_remote,
-        )
+        hashpool_ops_http::config_check::admin(self.admin())
+    }
+
+    /// The admin API settings.
+    pub fn admin(&self) -> hashpool_ops_http::admin::AdminSettings<'_> {
+        hashpool_ops_http::admin::AdminSettings {
+            listen: self.admin_listen,
+            token: self.admin_token.as_deref(),
+            allow_remote: self.admin_allow_remote,
+        }
     }
 }
 

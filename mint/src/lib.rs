@@ -130,27 +130,15 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
     )
     .await
     .map_err(|e| MintError::Http(e.to_string()))?;
-    let admin_addr = match config.admin_listen {
-        Some(addr) => {
-            let access = hashpool_ops_http::admin::AdminAccess::load(
-                config.admin_token.as_deref(),
-                &config.data_dir,
-                config.admin_allow_remote,
-            )
-            .map_err(|e| MintError::Http(e.to_string()))?;
-            let (bound, task) = hashpool_ops_http::admin::serve(
-                addr,
-                access,
-                admin::router(ledger.clone()),
-                shutdown.clone(),
-            )
-            .await
-            .map_err(|e| MintError::Http(e.to_string()))?;
-            tasks.push(task);
-            Some(bound)
-        }
-        None => None,
-    };
+    let admin_addr = hashpool_ops_http::admin::serve_configured(
+        config.admin(),
+        &config.data_dir,
+        || admin::router(ledger.clone()),
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await
+    .map_err(|e| MintError::Http(e.to_string()))?;
     tracing::info!(%link_addr, %http_addr, ?metrics_addr, ?admin_addr, authority = %keys.public(), "mint started");
     Ok(MintHandle {
         link_addr,

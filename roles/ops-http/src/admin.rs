@@ -3,7 +3,7 @@
 //! request logged with who (remote address) and what.
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -89,10 +89,6 @@ pub fn admin_error(status: StatusCode, detail: impl ToString) -> Response {
         .into_response()
 }
 
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn guard(
     State(access): State<AdminAccess>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -107,13 +103,7 @@ async fn guard(
             "the admin API answers localhost only",
         );
     }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !same(given.as_bytes(), access.token.as_bytes()) {
+    if !crate::bearer::matches(req.headers(), &access.token) {
         tracing::warn!(%peer, %method, %path, "admin request without a valid token refused");
         return admin_error(StatusCode::UNAUTHORIZED, "admin token required");
     }
@@ -129,25 +119,39 @@ pub async fn serve(
     routes: Router,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), AdminError> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let (listener, bound) = crate::bind(addr)
         .await
         .map_err(|source| AdminError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| AdminError::Bind { addr, source })?;
     let app = routes.layer(axum::middleware::from_fn_with_state(access, guard));
-    let task = tokio::spawn(async move {
-        let r = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "admin API stopped");
-        }
-    });
-    Ok((bound, task))
+    Ok((bound, crate::spawn_server(listener, app, shutdown, "admin")))
+}
+
+/// A role's admin settings (`admin_listen`, `admin_token`, `admin_allow_remote`).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminSettings<'a> {
+    /// Where to listen; none: no admin API.
+    pub listen: Option<SocketAddr>,
+    /// Configured token; none: the one in the data dir.
+    pub token: Option<&'a str>,
+    /// Accept other hosts.
+    pub allow_remote: bool,
+}
+
+/// Serves the admin API if `settings.listen` is set; the serving task joins `tasks`.
+pub async fn serve_configured(
+    settings: AdminSettings<'_>,
+    data_dir: &Path,
+    routes: impl FnOnce() -> Router,
+    shutdown: CancellationToken,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<SocketAddr>, AdminError> {
+    let Some(addr) = settings.listen else {
+        return Ok(None);
+    };
+    let access = AdminAccess::load(settings.token, data_dir, settings.allow_remote)?;
+    let (bound, task) = serve(addr, access, routes(), shutdown).await?;
+    tasks.push(task);
+    Ok(Some(bound))
 }
 
 #[cfg(test)]

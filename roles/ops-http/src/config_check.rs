@@ -95,11 +95,12 @@ pub fn host_port(key: &'static str, value: &str) -> Result<(), ConfigProblem> {
 }
 
 /// The admin API settings: a token of some strength, and another host only when allowed.
-pub fn admin(
-    listen: Option<std::net::SocketAddr>,
-    token: Option<&str>,
-    allow_remote: bool,
-) -> Result<(), ConfigProblem> {
+pub fn admin(settings: crate::admin::AdminSettings<'_>) -> Result<(), ConfigProblem> {
+    let crate::admin::AdminSettings {
+        listen,
+        token,
+        allow_remote,
+    } = settings;
     if token.is_some_and(|t| t.len() < 16) {
         return Err(ConfigProblem::new(
             "admin_token",
@@ -138,12 +139,20 @@ mod tests {
         assert!(host_port("h", "[::1]:3333").is_ok());
         assert!(host_port("h", "pool.example.com").is_err());
         assert!(host_port("h", "x:0").is_err());
-        assert_eq!(admin(None, None, false), Ok(()));
-        let remote = Some("0.0.0.0:1".parse().unwrap());
-        assert_eq!(admin(remote, None, false).unwrap_err().key, "admin_listen");
-        assert_eq!(admin(remote, None, true), Ok(()));
+        let settings = |listen: Option<&str>, token, allow_remote| crate::admin::AdminSettings {
+            listen: listen.map(|l| l.parse().unwrap()),
+            token,
+            allow_remote,
+        };
+        assert_eq!(admin(settings(None, None, false)), Ok(()));
+        let remote = Some("0.0.0.0:1");
         assert_eq!(
-            admin(None, Some("short"), false).unwrap_err().key,
+            admin(settings(remote, None, false)).unwrap_err().key,
+            "admin_listen"
+        );
+        assert_eq!(admin(settings(remote, None, true)), Ok(()));
+        assert_eq!(
+            admin(settings(None, Some("short"), false)).unwrap_err().key,
             "admin_token"
         );
         let e = host_port("tp_address", "nope").unwrap_err().to_string();

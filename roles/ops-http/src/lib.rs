@@ -4,6 +4,7 @@
 //! dashboards, and the checks of its config values.
 
 pub mod admin;
+pub mod bearer;
 pub mod config_check;
 pub mod rate;
 pub mod status;
@@ -127,6 +128,35 @@ pub fn router(registry: Registry, check: HealthCheck) -> Router {
         .route("/health", get(move || health(check.clone())))
 }
 
+/// Binds `addr`; returns the listener and the address it got.
+pub(crate) async fn bind(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), std::io::Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+/// Serves `app` on `listener` until `shutdown` (handlers may ask for the peer's address).
+pub(crate) fn spawn_server(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    what: &'static str,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, server = what, "HTTP server stopped");
+        }
+    })
+}
+
 /// Binds `addr` and serves `/metrics`, `/health` and the role's own `routes` (its dashboard)
 /// until `shutdown`; returns the bound address.
 pub async fn serve(
@@ -136,22 +166,11 @@ pub async fn serve(
     routes: Router,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), OpsHttpError> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let (listener, bound) = bind(addr)
         .await
         .map_err(|source| OpsHttpError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| OpsHttpError::Bind { addr, source })?;
     let app = router(registry, check).merge(routes);
-    let task = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "metrics endpoint stopped");
-        }
-    });
-    Ok((bound, task))
+    Ok((bound, spawn_server(listener, app, shutdown, "metrics")))
 }
 
 /// Serves the endpoint if the role configured `metrics_listen`; the serving task joins `tasks`.

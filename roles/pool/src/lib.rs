@@ -302,27 +302,20 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         &mut tasks,
     )
     .await?;
-    let admin_addr = match config.admin_listen {
-        Some(listen) => {
-            let access = hashpool_ops_http::admin::AdminAccess::load(
-                config.admin_token.as_deref(),
-                &config.data_dir,
-                config.admin_allow_remote,
-            )
-            .map_err(|e| config_err("admin_token", e))?;
-            let routes = admin::router(Arc::new(admin::PoolAdmin {
+    let admin_addr = hashpool_ops_http::admin::serve_configured(
+        config.admin(),
+        &config.data_dir,
+        || {
+            admin::router(Arc::new(admin::PoolAdmin {
                 admission,
                 board: board.clone(),
-            }));
-            let (bound, task) =
-                hashpool_ops_http::admin::serve(listen, access, routes, shutdown.clone())
-                    .await
-                    .map_err(|e| config_err("admin_listen", e))?;
-            tasks.push(task);
-            Some(bound)
-        }
-        None => None,
-    };
+            }))
+        },
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await
+    .map_err(|e| config_err("admin_listen", e))?;
     tracing::info!(%addr, authority = %keys.public(), ?metrics_addr, ?admin_addr, "pool started");
     Ok(PoolHandle {
         addr,

@@ -64,16 +64,6 @@ pub(crate) fn error(status: StatusCode, detail: impl ToString) -> Response {
         .into_response()
 }
 
-/// Compares without an early exit, so response time does not reveal a matching prefix.
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 /// The host part of a `Host` header value (`name`, `1.2.3.4`, `[::1]`, with or without port).
 fn host_name(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
@@ -117,13 +107,7 @@ async fn require_token(State(d): State<Arc<ProxyDashboard>>, req: Request, next:
             }
         };
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if same_token(given.as_bytes(), expected.as_bytes()) {
+    if hashpool_ops_http::bearer::matches(req.headers(), expected) {
         next.run(req).await
     } else {
         tracing::warn!(path = %req.uri().path(), "dashboard request without a valid token refused");
@@ -294,13 +278,5 @@ mod tests {
             503
         );
         assert_eq!(call("[::1]:34256", "POST", "application/json").await, 503);
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same_token(b"abc", b"abc"));
-        assert!(!same_token(b"abd", b"abc"));
-        assert!(!same_token(b"ab", b"abc"));
-        assert!(!same_token(b"", b"abc"));
     }
 }
