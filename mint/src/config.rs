@@ -1,7 +1,7 @@
 //! Mint role configuration.
 
 use crate::MintError;
-use hashpool_ops_http::config_check::ConfigProblem;
+use hashpool_ops_http::config_check::{ConfigProblem, Validate};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -120,11 +120,20 @@ impl MintConfig {
             })
             .collect()
     }
+
+    /// The admin API settings.
+    pub fn admin(&self) -> hashpool_ops_http::admin::AdminSettings<'_> {
+        hashpool_ops_http::admin::AdminSettings {
+            listen: self.admin_listen,
+            token: self.admin_token.as_deref(),
+            allow_remote: self.admin_allow_remote,
+        }
+    }
 }
 
-impl MintConfig {
+impl Validate for MintConfig {
     /// Checks every value before the mint touches anything; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigProblem> {
+    fn validate(&self) -> Result<(), ConfigProblem> {
         use hashpool_ops_http::config_check::{http_url, within};
         for k in &self.pool_keys {
             k.parse::<AuthorityPublicKey>()
@@ -155,15 +164,6 @@ impl MintConfig {
             within("devnet_faucet", amount, 1, 1 << 20)?;
         }
         hashpool_ops_http::config_check::admin(self.admin())
-    }
-
-    /// The admin API settings.
-    pub fn admin(&self) -> hashpool_ops_http::admin::AdminSettings<'_> {
-        hashpool_ops_http::admin::AdminSettings {
-            listen: self.admin_listen,
-            token: self.admin_token.as_deref(),
-            allow_remote: self.admin_allow_remote,
-        }
     }
 }
 

@@ -23,6 +23,7 @@ pub use error::MintError;
 pub use ledger::{EhashLedger, MintStats};
 pub use signer::{ShareSigner, SignJob, SignOutcome};
 
+use hashpool_ops_http::config_check::Validate;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use sv2_io::{AuthorityKeypair, AuthorityPublicKey};

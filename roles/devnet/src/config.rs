@@ -1,6 +1,6 @@
 //! Template provider configuration.
 
-use hashpool_ops_http::config_check::ConfigProblem;
+use hashpool_ops_http::config_check::{ConfigProblem, Validate};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,9 +35,9 @@ fn default_initial_hashes() -> f64 {
     4_000_000.0
 }
 
-impl TemplateProviderConfig {
+impl Validate for TemplateProviderConfig {
     /// Checks every value before the template provider touches anything.
-    pub fn validate(&self) -> Result<(), ConfigProblem> {
+    fn validate(&self) -> Result<(), ConfigProblem> {
         use hashpool_ops_http::config_check::{positive, seconds};
         // Benchmarks use a huge interval for "never a block"; only the Duration range is a limit.
         seconds("block_interval_secs", self.block_interval_secs, 1e12)?;

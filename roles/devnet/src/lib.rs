@@ -13,6 +13,7 @@ pub use chain::{BlockOutcome, KernelChain, Tip};
 pub use config::TemplateProviderConfig;
 pub use server::TemplateState;
 
+use hashpool_ops_http::config_check::Validate;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

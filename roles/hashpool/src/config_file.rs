@@ -1,6 +1,6 @@
 //! Reading role configs: errors name the file and the offending key.
 
-use hashpool_ops_http::config_check::ConfigProblem;
+use hashpool_ops_http::config_check::{ConfigProblem, Validate};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -33,55 +33,15 @@ pub enum ConfigFileError {
     },
 }
 
-/// A role config whose values can be checked before the role starts.
-pub trait CheckedConfig: DeserializeOwned {
-    /// Every value usable, or the first key that is not.
-    fn check(&self) -> Result<(), ConfigProblem>;
-}
-
-impl CheckedConfig for hashpool_pool::PoolConfig {
-    fn check(&self) -> Result<(), ConfigProblem> {
-        self.validate()
-    }
-}
-
-impl CheckedConfig for hashpool_mint::MintConfig {
-    fn check(&self) -> Result<(), ConfigProblem> {
-        self.validate()
-    }
-}
-
-impl CheckedConfig for hashpool_translator::TranslatorConfig {
-    fn check(&self) -> Result<(), ConfigProblem> {
-        self.validate()
-    }
-}
-
-impl CheckedConfig for hashpool_devnet::TemplateProviderConfig {
-    fn check(&self) -> Result<(), ConfigProblem> {
-        self.validate()
-    }
-}
-
-impl CheckedConfig for hashpool_miner::MinerOptions {
-    fn check(&self) -> Result<(), ConfigProblem> {
-        use hashpool_ops_http::config_check::{host_port, within};
-        host_port("url", &self.url)?;
-        within("threads", self.threads, 1, 1_024)?;
-        if self.user.is_empty() {
-            return Err(ConfigProblem::new("user", "must name the worker"));
-        }
-        Ok(())
-    }
-}
-
 /// Loads a TOML config of type `T` from `path` and checks its values.
-pub fn load<T: CheckedConfig>(path: &Path) -> Result<T, ConfigFileError> {
+pub fn load<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, ConfigFileError> {
     let config: T = parse(path)?;
-    config.check().map_err(|problem| ConfigFileError::Invalid {
-        path: path.display().to_string(),
-        problem,
-    })?;
+    config
+        .validate()
+        .map_err(|problem| ConfigFileError::Invalid {
+            path: path.display().to_string(),
+            problem,
+        })?;
     Ok(config)
 }
 

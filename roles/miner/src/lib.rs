@@ -120,6 +120,18 @@ pub struct MinerOptions {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
+impl hashpool_ops_http::config_check::Validate for MinerOptions {
+    fn validate(&self) -> Result<(), hashpool_ops_http::config_check::ConfigProblem> {
+        use hashpool_ops_http::config_check::{host_port, within, ConfigProblem};
+        host_port("url", &self.url)?;
+        within("threads", self.threads, 1, 1_024)?;
+        if self.user.is_empty() {
+            return Err(ConfigProblem::new("user", "must name the worker"));
+        }
+        Ok(())
+    }
+}
+
 /// Runs the miner until `stop`; reconnects if the connection drops.
 pub async fn run(opts: MinerOptions, stats: Arc<MinerStats>, stop: CancellationToken) {
     while !stop.is_cancelled() {

@@ -24,6 +24,12 @@ impl ConfigProblem {
     }
 }
 
+/// A role config whose values can be checked before the role touches anything.
+pub trait Validate {
+    /// Every value usable, or the first key that is not.
+    fn validate(&self) -> Result<(), ConfigProblem>;
+}
+
 /// A finite number above zero.
 pub fn positive(key: &'static str, value: f64) -> Result<f64, ConfigProblem> {
     if value.is_finite() && value > 0.0 {

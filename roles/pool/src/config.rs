@@ -1,6 +1,6 @@
 //! Pool role configuration.
 
-use hashpool_ops_http::config_check::ConfigProblem;
+use hashpool_ops_http::config_check::{ConfigProblem, Validate};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -126,8 +126,19 @@ impl PoolConfig {
         endpoint_list("fallback_mints", first, &self.fallback_mints)
     }
 
+    /// The admin API settings.
+    pub fn admin(&self) -> hashpool_ops_http::admin::AdminSettings<'_> {
+        hashpool_ops_http::admin::AdminSettings {
+            listen: self.admin_listen,
+            token: self.admin_token.as_deref(),
+            allow_remote: self.admin_allow_remote,
+        }
+    }
+}
+
+impl Validate for PoolConfig {
     /// Checks every value before the pool touches anything; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigProblem> {
+    fn validate(&self) -> Result<(), ConfigProblem> {
         use hashpool_ops_http::config_check::{host_port, http_url, positive, seconds, within};
         ehash_protocol::ShareUnit::new(self.share_unit_log2)
             .map_err(|e| ConfigProblem::new("share_unit_log2", e))?;
@@ -185,15 +196,6 @@ impl PoolConfig {
             }
         }
         hashpool_ops_http::config_check::admin(self.admin())
-    }
-
-    /// The admin API settings.
-    pub fn admin(&self) -> hashpool_ops_http::admin::AdminSettings<'_> {
-        hashpool_ops_http::admin::AdminSettings {
-            listen: self.admin_listen,
-            token: self.admin_token.as_deref(),
-            allow_remote: self.admin_allow_remote,
-        }
     }
 }
 

@@ -24,6 +24,7 @@ pub use config::PoolConfig;
 pub use stats::{PoolSnapshot, PoolStats};
 
 use ehash_protocol::ShareUnit;
+use hashpool_ops_http::config_check::Validate;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! Translator configuration.
 
-use hashpool_ops_http::config_check::ConfigProblem;
+use hashpool_ops_http::config_check::{ConfigProblem, Validate};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -81,9 +81,11 @@ impl TranslatorConfig {
             })
             .collect()
     }
+}
 
+impl Validate for TranslatorConfig {
     /// Checks every value before the translator touches anything; the error names the key.
-    pub fn validate(&self) -> Result<(), ConfigProblem> {
+    fn validate(&self) -> Result<(), ConfigProblem> {
         use hashpool_ops_http::config_check::{host_port, http_url, positive, seconds};
         host_port("pool_address", &self.pool_address)?;
         self.pool_authority

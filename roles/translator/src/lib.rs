@@ -18,6 +18,7 @@ pub use config::TranslatorConfig;
 pub use stats::{TranslatorSnapshot, TranslatorStats};
 pub use wallet::EhashWallet;
 
+use hashpool_ops_http::config_check::Validate;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
