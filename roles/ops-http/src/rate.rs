@@ -57,6 +57,11 @@ impl History {
         }
     }
 
+    /// The newest point's value (0 before the first).
+    pub fn last_value(&self) -> f64 {
+        self.points.back().map_or(0.0, |p| p.1)
+    }
+
     /// The points, oldest first.
     pub fn points(&self) -> Vec<(i64, f64)> {
         self.points.iter().copied().collect()
@@ -80,5 +85,6 @@ mod tests {
             h.push(i, i as f64);
         }
         assert_eq!(h.points(), vec![(1, 1.0), (2, 2.0)]);
+        assert_eq!(h.last_value(), 2.0);
     }
 }

@@ -110,7 +110,6 @@ pub struct MiningBoard {
     unit_log2: u8,
     channels: Mutex<BTreeMap<u32, Entry>>,
     rate: Mutex<(RateWindow, History)>,
-    hashrate_bits: AtomicU64,
 }
 
 impl MiningBoard {
@@ -123,7 +122,6 @@ impl MiningBoard {
                 RateWindow::new(WINDOW_SAMPLES),
                 History::new(HISTORY_POINTS),
             )),
-            hashrate_bits: AtomicU64::new(0),
         }
     }
 
@@ -182,7 +180,12 @@ impl MiningBoard {
 
     /// Pool hashrate (H/s) over the last 30 s.
     pub fn hashrate(&self) -> f64 {
-        f64::from_bits(self.hashrate_bits.load(Ordering::Relaxed))
+        self.rate.lock().map(|r| r.1.last_value()).unwrap_or(0.0)
+    }
+
+    /// Open channels.
+    pub fn channel_count(&self) -> usize {
+        self.channels.lock().map(|c| c.len()).unwrap_or(0)
     }
 
     /// `(unix ms, H/s)` points of the last hour.
@@ -198,16 +201,10 @@ impl MiningBoard {
     /// Takes one sample of the pool's total work and of every channel's.
     pub fn sample(&self, at_ms: i64, total_work: u64) {
         let total = self.hashes(total_work);
-        let pool_rate = match self.rate.lock() {
-            Ok(mut r) => {
-                let rate = r.0.push(at_ms, total);
-                r.1.push(at_ms, rate);
-                rate
-            }
-            Err(_) => return,
-        };
-        self.hashrate_bits
-            .store(pool_rate.to_bits(), Ordering::Relaxed);
+        if let Ok(mut r) = self.rate.lock() {
+            let rate = r.0.push(at_ms, total);
+            r.1.push(at_ms, rate);
+        }
         if let Ok(mut c) = self.channels.lock() {
             for e in c.values_mut() {
                 let work = self.hashes(e.counters.work.load(Ordering::Relaxed));

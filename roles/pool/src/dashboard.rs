@@ -154,7 +154,7 @@ impl Dashboard {
             now_ms: now_ms(),
             pool: PoolFigures {
                 hashrate: self.board.hashrate(),
-                channels: self.stats.channels.load(Ordering::Relaxed),
+                channels: self.board.channel_count() as u64,
                 shares_accepted: s.shares_accepted,
                 shares_rejected: s.shares_rejected,
                 ehash_requested: s.ehash_requested,

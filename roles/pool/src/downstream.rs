@@ -151,10 +151,6 @@ impl Drop for Connection {
         for id in self.channels.keys() {
             self.ctx.board.close(*id);
         }
-        self.ctx
-            .stats
-            .channels
-            .fetch_sub(self.channels.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -223,7 +219,6 @@ impl Connection {
             AnyMessage::Mining(Mining::CloseChannel(c)) => {
                 if self.channels.remove(&c.channel_id).is_some() {
                     self.ctx.board.close(c.channel_id);
-                    self.ctx.stats.channels.fetch_sub(1, Ordering::Relaxed);
                 }
                 Ok(())
             }
@@ -351,9 +346,7 @@ impl Connection {
         pc.set_target(p.k, self.ctx.unit.target(p.k))?;
         self.send_mining(success).await?;
         tracing::info!(channel_id = p.id, user = %p.user, k = p.k, "channel opened");
-        if self.channels.insert(p.id, pc).is_none() {
-            self.ctx.stats.channels.fetch_add(1, Ordering::Relaxed);
-        }
+        self.channels.insert(p.id, pc);
         self.replay_work(p.id).await
     }
 

@@ -53,7 +53,7 @@ pub fn registry(stats: Arc<PoolStats>, board: Arc<MiningBoard>) -> prometheus::R
             gauge(
                 "hashpool_pool_channels",
                 "Open mining channels",
-                stats.channels.load(Ordering::Relaxed) as i64,
+                board.channel_count() as i64,
             ),
             gauge(
                 "hashpool_pool_template_provider_up",

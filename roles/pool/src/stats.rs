@@ -48,8 +48,6 @@ pub struct PoolStats {
     pub blocks: Mutex<Vec<FoundBlock>>,
     /// Rejected shares by SV2 error code.
     pub rejected_by_reason: Mutex<std::collections::BTreeMap<String, u64>>,
-    /// Open channels.
-    pub channels: AtomicU64,
     /// Time from new work at the pool to its jobs queued for each connection.
     pub work_latency: WorkLatency,
 }

@@ -4,7 +4,6 @@
 use hashpool_ops_http::rate::History;
 use hashpool_ops_http::status::now_ms;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Hashrate points kept for the chart (one hour of 5 s samples).
@@ -94,7 +93,6 @@ pub struct ProxyBoard {
     miners: Mutex<Vec<MinerRow>>,
     upstream: Mutex<UpstreamView>,
     history: Mutex<History>,
-    hashrate_bits: AtomicU64,
 }
 
 impl Default for ProxyBoard {
@@ -103,7 +101,6 @@ impl Default for ProxyBoard {
             miners: Mutex::new(Vec::new()),
             upstream: Mutex::new(UpstreamView::default()),
             history: Mutex::new(History::new(HISTORY_POINTS)),
-            hashrate_bits: AtomicU64::new(0),
         }
     }
 }
@@ -112,7 +109,6 @@ impl ProxyBoard {
     /// Publishes the miners and their total hashrate.
     pub fn publish_miners(&self, rows: Vec<MinerRow>) {
         let total: f64 = rows.iter().map(|r| r.hashrate).sum();
-        self.hashrate_bits.store(total.to_bits(), Ordering::Relaxed);
         if let Ok(mut h) = self.history.lock() {
             h.push(now_ms(), total);
         }
@@ -135,7 +131,7 @@ impl ProxyBoard {
 
     /// Hashrate of all miners at the last sample.
     pub fn hashrate(&self) -> f64 {
-        f64::from_bits(self.hashrate_bits.load(Ordering::Relaxed))
+        self.history.lock().map(|h| h.last_value()).unwrap_or(0.0)
     }
 
     /// `(unix ms, H/s)` points.
