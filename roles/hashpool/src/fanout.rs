@@ -8,7 +8,7 @@
 //! round, the template provider mines one block on its tip (RPC `hashpool_reorg` with depth 0)
 //! and the clock runs from that call to the `SetNewPrevHash` arriving on the last channel.
 
-use crate::process_stack::{free_port_base, ProcessError, RoleProcesses};
+use crate::process_stack::{prepare_stack_dir, ProcessError, RoleProcesses};
 use crate::stack_configs::{DevnetPorts, StackConfigs};
 use crate::DevnetOptions;
 use serde::Serialize;
@@ -67,9 +67,6 @@ pub enum FanoutError {
     /// Configs.
     #[error(transparent)]
     Configs(#[from] crate::stack_configs::StackConfigError),
-    /// No free ports.
-    #[error("no free port range")]
-    NoPorts,
     /// A link or protocol failure.
     #[error("{0}")]
     Client(String),
@@ -84,15 +81,7 @@ fn client<E: std::fmt::Display>(e: E) -> FanoutError {
 
 /// Runs the stack, measures, stops it.
 pub async fn run(o: &FanoutOptions) -> Result<FanoutReport, FanoutError> {
-    std::fs::create_dir_all(&o.data_dir).map_err(|source| ProcessError::Log {
-        path: o.data_dir.clone(),
-        source,
-    })?;
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(11);
-    let base = free_port_base(seed).ok_or(FanoutError::NoPorts)?;
+    let base = prepare_stack_dir(&o.data_dir)?;
     let opts = DevnetOptions {
         data_dir: o.data_dir.clone(),
         miners: 0,
@@ -103,10 +92,9 @@ pub async fn run(o: &FanoutOptions) -> Result<FanoutReport, FanoutError> {
     let configs = StackConfigs::generate(&opts, DevnetPorts::from_base(base))?;
     configs.write(&o.data_dir)?;
     let mut stack = RoleProcesses::new(&o.binary, &o.data_dir, "warn");
-    for role in ["template-provider", "mint", "pool"] {
-        stack.spawn(role)?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    stack
+        .spawn_in_order(&["template-provider", "mint", "pool"])
+        .await?;
     let result = measure(o, &configs, &stack).await;
     let stopped = stack.stop_all().await;
     let report = result?;

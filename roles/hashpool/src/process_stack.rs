@@ -32,6 +32,22 @@ pub enum ProcessError {
     /// A process ignored SIGTERM.
     #[error("{0} did not stop within 20 s of SIGTERM")]
     StopTimeout(String),
+    /// No free range of ports for the stack.
+    #[error("no free port range for the stack")]
+    NoPorts,
+}
+
+/// Creates `dir` and finds a free port range for a stack in it (a different range per call).
+pub fn prepare_stack_dir(dir: &Path) -> Result<u16, ProcessError> {
+    std::fs::create_dir_all(dir).map_err(|source| ProcessError::Log {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    free_port_base(seed).ok_or(ProcessError::NoPorts)
 }
 
 /// Running role processes of one stack directory (configs written by `devnet init`).
@@ -84,16 +100,33 @@ impl RoleProcesses {
         log_filter: &str,
     ) -> Result<Self, ProcessError> {
         let mut stack = Self::new(binary, dir, log_filter);
-        for role in ["template-provider", "mint", "pool", "translator", "miner"] {
-            stack.spawn(role)?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        stack
+            .spawn_in_order(&["template-provider", "mint", "pool", "translator", "miner"])
+            .await?;
         Ok(stack)
     }
 
     /// Starts `hashpool <role> -c dir/<role>.toml`.
     pub fn spawn(&mut self, role: &str) -> Result<(), ProcessError> {
         self.spawn_as(role, role)
+    }
+
+    /// Starts the roles one after the other, 300 ms apart (each finds its peers up).
+    pub async fn spawn_in_order(&mut self, roles: &[&str]) -> Result<(), ProcessError> {
+        let named: Vec<(&str, &str)> = roles.iter().map(|r| (*r, *r)).collect();
+        self.spawn_named_in_order(&named).await
+    }
+
+    /// [`Self::spawn_in_order`] for `(name, role)` pairs (a second pool, say).
+    pub async fn spawn_named_in_order(
+        &mut self,
+        named: &[(&str, &str)],
+    ) -> Result<(), ProcessError> {
+        for (name, role) in named {
+            self.spawn_as(name, role)?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(())
     }
 
     /// Starts `hashpool <role> -c dir/<name>.toml` under `name` (a second pool, say), logging

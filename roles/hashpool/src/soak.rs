@@ -7,7 +7,7 @@
 //! signature → wallet). It reports the translator's memory per connection, submit-to-answer
 //! latency, and every error. It stops by itself after `duration`.
 
-use crate::process_stack::{free_port_base, ProcessError, RoleProcesses};
+use crate::process_stack::{prepare_stack_dir, ProcessError, RoleProcesses};
 use crate::stack_configs::{DevnetPorts, StackConfigs};
 use crate::DevnetOptions;
 use ehash_protocol::difficulty::meets_target;
@@ -75,9 +75,6 @@ pub enum SoakError {
     /// A role process failed.
     #[error(transparent)]
     Process(#[from] ProcessError),
-    /// No free ports.
-    #[error("no five consecutive free loopback ports")]
-    NoPorts,
     /// The translator never served SV1.
     #[error("the translator never accepted SV1 subscriptions: {0}")]
     NotReady(String),
@@ -97,15 +94,7 @@ struct Counters {
 
 /// Runs the soak and stops the stack again.
 pub async fn run(o: &SoakOptions) -> Result<SoakReport, SoakError> {
-    std::fs::create_dir_all(&o.data_dir).map_err(|source| ProcessError::Log {
-        path: o.data_dir.clone(),
-        source,
-    })?;
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7);
-    let base = free_port_base(seed).ok_or(SoakError::NoPorts)?;
+    let base = prepare_stack_dir(&o.data_dir)?;
     let opts = DevnetOptions {
         data_dir: o.data_dir.clone(),
         miners: 0,
@@ -123,10 +112,9 @@ pub async fn run(o: &SoakOptions) -> Result<SoakReport, SoakError> {
     configs.write(&o.data_dir)?;
     let sv1 = configs.translator.sv1_listen;
     let mut stack = RoleProcesses::new(&o.binary, &o.data_dir, "warn");
-    for role in ["template-provider", "mint", "pool", "translator"] {
-        stack.spawn(role)?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    stack
+        .spawn_in_order(&["template-provider", "mint", "pool", "translator"])
+        .await?;
     let result = soak(o, sv1, &stack).await;
     let stopped = stack.stop_all().await;
     let report = result?;

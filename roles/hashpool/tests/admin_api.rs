@@ -3,8 +3,10 @@
 //! mint pauses signing (the pool sees it as down) and resumes. Without the token every call is
 //! refused.
 
+mod common;
+
 use hashpool::admin_cli::AdminTarget;
-use hashpool::process_stack::{free_port_base, RoleProcesses};
+use hashpool::process_stack::RoleProcesses;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,12 +49,7 @@ async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_disconnect_ban_and_pause_through_the_admin_api() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(9);
-    let dir = std::env::temp_dir().join(format!("hashpool-admin-{}-{seed}", std::process::id()));
-    let base = free_port_base(seed).expect("free ports");
+    let (dir, base) = common::scratch("admin");
     let (pool_metrics, mint_metrics, translator_metrics) = (base + 5, base + 7, base + 8);
     let (pool_admin, mint_admin) = (base + 10, base + 11);
     let mut stack = RoleProcesses::start_fast_devnet(Path::new(BIN), &dir, base, "info")

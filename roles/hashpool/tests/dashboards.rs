@@ -5,9 +5,10 @@
 //! `target/tmp/screenshots/` (out of git).
 
 mod browser;
+mod common;
 
 use browser::Browser;
-use hashpool::process_stack::{free_port_base, RoleProcesses};
+use hashpool::process_stack::RoleProcesses;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -175,12 +176,7 @@ async fn wallet_page(b: &mut Browser, port: u16, shots: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_work_in_a_browser() {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(5);
-    let dir = std::env::temp_dir().join(format!("hashpool-web-{}-{seed}", std::process::id()));
-    let base = free_port_base(seed).expect("free ports");
+    let (dir, base) = common::scratch("web");
     let (pool_port, translator_port) = (base + 5, base + 8);
     let mut stack = RoleProcesses::start_fast_devnet(Path::new(BIN), &dir, base, "warn")
         .await

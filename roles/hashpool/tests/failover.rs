@@ -30,17 +30,17 @@ async fn the_translator_fails_over_to_the_next_pool_and_loses_no_ehash() {
     });
 
     let mut stack = RoleProcesses::new(Path::new(BIN), &dir, "info");
-    for (name, role) in [
-        ("template-provider", "template-provider"),
-        ("mint", "mint"),
-        ("pool", "pool"),
-        ("pool2", "pool"),
-        ("translator", "translator"),
-        ("miner", "miner"),
-    ] {
-        stack.spawn_as(name, role).expect("role starts");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    stack
+        .spawn_named_in_order(&[
+            ("template-provider", "template-provider"),
+            ("mint", "mint"),
+            ("pool", "pool"),
+            ("pool2", "pool"),
+            ("translator", "translator"),
+            ("miner", "miner"),
+        ])
+        .await
+        .expect("roles start");
     let (translator_metrics, pool1_addr) = (base + 8, format!("127.0.0.1:{}", base + 3));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

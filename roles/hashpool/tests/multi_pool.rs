@@ -46,19 +46,19 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
     std::fs::write(dir.join("miner2.toml"), miner2).expect("write");
 
     let mut stack = RoleProcesses::new(Path::new(BIN), &dir, "info");
-    for (name, role) in [
-        ("template-provider", "template-provider"),
-        ("mint", "mint"),
-        ("pool", "pool"),
-        ("pool2", "pool"),
-        ("translator", "translator"),
-        ("translator2", "translator"),
-        ("miner", "miner"),
-        ("miner2", "miner"),
-    ] {
-        stack.spawn_as(name, role).expect("role starts");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    stack
+        .spawn_named_in_order(&[
+            ("template-provider", "template-provider"),
+            ("mint", "mint"),
+            ("pool", "pool"),
+            ("pool2", "pool"),
+            ("translator", "translator"),
+            ("translator2", "translator"),
+            ("miner", "miner"),
+            ("miner2", "miner"),
+        ])
+        .await
+        .expect("roles start");
     // Both pools earn ehash, and blocks are found.
     let (pool_metrics, pool2_metrics) = (base + 5, base + 14);
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -23,17 +23,17 @@ async fn the_pool_fails_over_to_its_second_template_provider() {
         );
     });
     let mut stack = RoleProcesses::new(Path::new(BIN), &dir, "info");
-    for (name, role) in [
-        ("template-provider", "template-provider"),
-        ("template-provider2", "template-provider"),
-        ("mint", "mint"),
-        ("pool", "pool"),
-        ("translator", "translator"),
-        ("miner", "miner"),
-    ] {
-        stack.spawn_as(name, role).expect("role starts");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    stack
+        .spawn_named_in_order(&[
+            ("template-provider", "template-provider"),
+            ("template-provider2", "template-provider"),
+            ("mint", "mint"),
+            ("pool", "pool"),
+            ("translator", "translator"),
+            ("miner", "miner"),
+        ])
+        .await
+        .expect("roles start");
     let pool_metrics = base + 5;
     let accepted = || async {
         get(pool_metrics, "/metrics")

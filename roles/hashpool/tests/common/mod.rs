@@ -48,12 +48,12 @@ pub async fn cli_json(args: &[&str]) -> serde_json::Value {
 
 /// A fresh data dir and port base for one test.
 pub fn scratch(name: &str) -> (PathBuf, u16) {
-    let seed = std::time::SystemTime::now()
+    let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| d.as_nanos())
         .unwrap_or(17);
-    let dir = std::env::temp_dir().join(format!("hashpool-{name}-{}-{seed}", std::process::id()));
-    let base = hashpool::process_stack::free_port_base(seed).expect("free ports");
+    let dir = std::env::temp_dir().join(format!("hashpool-{name}-{}-{nanos}", std::process::id()));
+    let base = hashpool::process_stack::prepare_stack_dir(&dir).expect("free ports");
     (dir, base)
 }
 
