@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::sync::OnceLock;
 
 /// Only our own origin; inline scripts and styles are not needed and not allowed.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
@@ -26,14 +27,104 @@ pub enum Page {
     ProxyPool,
 }
 
+/// What differs between pages; the rest is `assets/shell.html`.
+struct PageSpec {
+    title: &'static str,
+    role: &'static str,
+    page: &'static str,
+    nav: &'static [(&'static str, &'static str)],
+    current: &'static str,
+    main: &'static str,
+    script: &'static str,
+}
+
+const POOL_NAV: &[(&str, &str)] = &[
+    ("/", "Dashboard"),
+    ("/metrics", "Metrics"),
+    ("/health", "Health"),
+];
+const PROXY_NAV: &[(&str, &str)] = &[
+    ("/wallet", "Wallet"),
+    ("/miners", "Miners"),
+    ("/pool", "Pool"),
+];
+
 impl Page {
-    fn html(self) -> &'static str {
+    fn spec(self) -> PageSpec {
+        let proxy = |title, page, current, main| PageSpec {
+            title,
+            role: "proxy",
+            page,
+            nav: PROXY_NAV,
+            current,
+            main,
+            script: "proxy.js",
+        };
         match self {
-            Page::Pool => include_str!("../assets/pool.html"),
-            Page::ProxyWallet => include_str!("../assets/proxy-wallet.html"),
-            Page::ProxyMiners => include_str!("../assets/proxy-miners.html"),
-            Page::ProxyPool => include_str!("../assets/proxy-pool.html"),
+            Page::Pool => PageSpec {
+                title: "pool",
+                role: "pool",
+                page: "pool",
+                nav: POOL_NAV,
+                current: "/",
+                main: include_str!("../assets/pool.main.html"),
+                script: "pool.js",
+            },
+            Page::ProxyWallet => proxy(
+                "proxy · wallet",
+                "wallet",
+                "/wallet",
+                include_str!("../assets/proxy-wallet.main.html"),
+            ),
+            Page::ProxyMiners => proxy(
+                "proxy · miners",
+                "miners",
+                "/miners",
+                include_str!("../assets/proxy-miners.main.html"),
+            ),
+            Page::ProxyPool => proxy(
+                "proxy · pool",
+                "pool",
+                "/pool",
+                include_str!("../assets/proxy-pool.main.html"),
+            ),
         }
+    }
+
+    /// The whole page: the shell with this page's title, navigation, content and script.
+    fn render(self) -> String {
+        let spec = self.spec();
+        let nav: String = spec
+            .nav
+            .iter()
+            .map(|(href, label)| {
+                let current = if *href == spec.current {
+                    " class=\"current\""
+                } else {
+                    ""
+                };
+                format!("<a href=\"{href}\"{current}>{label}</a>")
+            })
+            .collect();
+        include_str!("../assets/shell.html")
+            .replace("{title}", spec.title)
+            .replace("{role}", spec.role)
+            .replace("{page}", spec.page)
+            .replace("{nav}", &nav)
+            .replace("{script}", spec.script)
+            .replace("{main}", spec.main)
+    }
+
+    /// Rendered once per process.
+    fn html(self) -> &'static str {
+        static PAGES: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+        let slot = match self {
+            Page::Pool => 0,
+            Page::ProxyWallet => 1,
+            Page::ProxyMiners => 2,
+            Page::ProxyPool => 3,
+        };
+        PAGES[slot].get_or_init(|| self.render())
     }
 }
 
