@@ -109,40 +109,57 @@ impl AdminTarget {
     }
 }
 
+impl PoolAdminAction {
+    /// The endpoint and body of this action.
+    fn request(&self) -> (&'static str, Option<serde_json::Value>) {
+        use serde_json::json;
+        match self {
+            Self::Connections => ("/admin/v1/connections", None),
+            Self::Disconnect { connection } => (
+                "/admin/v1/disconnect",
+                Some(json!({ "connection": connection })),
+            ),
+            Self::Ban { ip, minutes } => (
+                "/admin/v1/ban",
+                Some(json!({ "ip": ip, "minutes": minutes })),
+            ),
+            Self::Unban { ip } => ("/admin/v1/unban", Some(json!({ "ip": ip }))),
+            Self::Bans => ("/admin/v1/bans", None),
+        }
+    }
+}
+
+impl MintAdminAction {
+    /// The endpoint and body of this action.
+    fn request(&self) -> (&'static str, Option<serde_json::Value>) {
+        use serde_json::json;
+        match self {
+            Self::Pause => ("/admin/v1/signing", Some(json!({ "paused": true }))),
+            Self::Resume => ("/admin/v1/signing", Some(json!({ "paused": false }))),
+            Self::Signing => ("/admin/v1/signing", None),
+            Self::Liabilities => ("/admin/v1/liabilities", None),
+        }
+    }
+}
+
+/// Calls a role's admin API and prints its answer.
+async fn run(
+    settings: hashpool_ops_http::admin::AdminSettings<'_>,
+    data_dir: &Path,
+    (path, body): (&'static str, Option<serde_json::Value>),
+) -> anyhow::Result<()> {
+    let target = AdminTarget::new(settings.listen, settings.token, data_dir)?;
+    let answer = target.call(path, body).await?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
 /// Runs a pool admin action.
 pub async fn pool(
     config: &hashpool_pool::PoolConfig,
     action: PoolAdminAction,
 ) -> anyhow::Result<()> {
-    let t = AdminTarget::new(
-        config.admin_listen,
-        config.admin_token.as_deref(),
-        &config.data_dir,
-    )?;
-    let answer = match action {
-        PoolAdminAction::Connections => t.call("/admin/v1/connections", None).await?,
-        PoolAdminAction::Disconnect { connection } => {
-            t.call(
-                "/admin/v1/disconnect",
-                Some(serde_json::json!({ "connection": connection })),
-            )
-            .await?
-        }
-        PoolAdminAction::Ban { ip, minutes } => {
-            t.call(
-                "/admin/v1/ban",
-                Some(serde_json::json!({ "ip": ip, "minutes": minutes })),
-            )
-            .await?
-        }
-        PoolAdminAction::Unban { ip } => {
-            t.call("/admin/v1/unban", Some(serde_json::json!({ "ip": ip })))
-                .await?
-        }
-        PoolAdminAction::Bans => t.call("/admin/v1/bans", None).await?,
-    };
-    println!("{}", serde_json::to_string_pretty(&answer)?);
-    Ok(())
+    run(config.admin(), &config.data_dir, action.request()).await
 }
 
 /// Runs a mint admin action.
@@ -150,29 +167,5 @@ pub async fn mint(
     config: &hashpool_mint::MintConfig,
     action: MintAdminAction,
 ) -> anyhow::Result<()> {
-    let t = AdminTarget::new(
-        config.admin_listen,
-        config.admin_token.as_deref(),
-        &config.data_dir,
-    )?;
-    let answer = match action {
-        MintAdminAction::Pause => {
-            t.call(
-                "/admin/v1/signing",
-                Some(serde_json::json!({ "paused": true })),
-            )
-            .await?
-        }
-        MintAdminAction::Resume => {
-            t.call(
-                "/admin/v1/signing",
-                Some(serde_json::json!({ "paused": false })),
-            )
-            .await?
-        }
-        MintAdminAction::Signing => t.call("/admin/v1/signing", None).await?,
-        MintAdminAction::Liabilities => t.call("/admin/v1/liabilities", None).await?,
-    };
-    println!("{}", serde_json::to_string_pretty(&answer)?);
-    Ok(())
+    run(config.admin(), &config.data_dir, action.request()).await
 }
