@@ -8,7 +8,6 @@ use hashpool::DevnetStack;
 use hashpool_tests::{fast_devnet, init_logs};
 use std::time::Duration;
 use stratum_core::bitcoin::hashes::{sha256d, Hash};
-use stratum_core::channels_sv2::merkle_root::merkle_root_from_path;
 use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::extensions_sv2::RequestExtensionsOwned;
 use stratum_core::mining_sv2::{
@@ -203,20 +202,8 @@ impl Client {
                 let job = self.job.clone().expect("job");
                 extranonce[..4].copy_from_slice(&self.seq.to_le_bytes());
                 let full: Vec<u8> = [self.prefix.clone(), extranonce.clone()].concat();
-                let path: Vec<[u8; 32]> = job
-                    .merkle_path
-                    .clone()
-                    .into_inner()
-                    .into_iter()
-                    .map(|n| n.to_array())
-                    .collect();
-                let root = merkle_root_from_path(
-                    job.coinbase_tx_prefix.as_bytes(),
-                    job.coinbase_tx_suffix.as_bytes(),
-                    &full,
-                    &path,
-                )
-                .expect("merkle root");
+                let root = hashpool_translator::share_check::job_merkle_root(&job, &full)
+                    .expect("merkle root");
                 (job.version, root)
             }
             Kind::Standard => {

@@ -41,6 +41,20 @@ pub enum ShareCheckError {
     Coinbase,
 }
 
+/// Merkle root of an extended job's block with `full_extranonce` (channel prefix + rolled part)
+/// in its coinbase; none if the coinbase does not assemble.
+pub fn job_merkle_root(
+    job: &NewExtendedMiningJobOwned,
+    full_extranonce: &[u8],
+) -> Option<[u8; 32]> {
+    merkle_root_from_path(
+        job.coinbase_tx_prefix.as_bytes(),
+        job.coinbase_tx_suffix.as_bytes(),
+        full_extranonce,
+        job.merkle_path.as_slice(),
+    )
+}
+
 /// Hash (internal byte order, i.e. a little-endian number) of the header a share describes.
 pub fn share_hash(
     job: &NewExtendedMiningJobOwned,
@@ -66,13 +80,7 @@ pub fn share_hash(
             version: share.version,
         });
     }
-    let merkle_root = merkle_root_from_path(
-        job.coinbase_tx_prefix.as_bytes(),
-        job.coinbase_tx_suffix.as_bytes(),
-        full_extranonce,
-        job.merkle_path.as_slice(),
-    )
-    .ok_or(ShareCheckError::Coinbase)?;
+    let merkle_root = job_merkle_root(job, full_extranonce).ok_or(ShareCheckError::Coinbase)?;
     let header = Header {
         version: Version::from_consensus(share.version as i32),
         prev_blockhash: BlockHash::from_byte_array(prev.prev_hash.to_array()),

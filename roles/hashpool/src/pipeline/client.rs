@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratum_core::bitcoin::hashes::{sha256d, Hash};
 use stratum_core::bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
-use stratum_core::channels_sv2::merkle_root::merkle_root_from_path;
 use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::extensions_sv2::RequestExtensionsOwned;
 use stratum_core::mining_sv2::{
@@ -153,20 +152,8 @@ impl BenchClient {
         };
         let extranonce = vec![0u8; rollable];
         let full = [prefix, extranonce].concat();
-        let path: Vec<[u8; 32]> = job
-            .merkle_path
-            .clone()
-            .into_inner()
-            .into_iter()
-            .map(|n| n.to_array())
-            .collect();
-        let root = merkle_root_from_path(
-            job.coinbase_tx_prefix.as_bytes(),
-            job.coinbase_tx_suffix.as_bytes(),
-            &full,
-            &path,
-        )
-        .ok_or_else(|| ClientError::Protocol("no merkle root".into()))?;
+        let root = hashpool_translator::share_check::job_merkle_root(&job, &full)
+            .ok_or_else(|| ClientError::Protocol("no merkle root".into()))?;
         let mut header = [0u8; 80];
         header[0..4].copy_from_slice(&job.version.to_le_bytes());
         header[4..36].copy_from_slice(&prev.prev_hash.to_array());
