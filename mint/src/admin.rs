@@ -1,11 +1,12 @@
 //! The mint's admin API (token, localhost by default; see `hashpool_ops_http::admin`): its
-//! liabilities, and pausing or resuming share signing.
+//! liabilities, pausing or resuming share signing, and ending the current epoch now (a fresh
+//! keyset, e.g. when its keys may have leaked).
 
 use crate::EhashLedger;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hashpool_ops_http::admin::admin_error;
 use serde::Deserialize;
@@ -40,10 +41,25 @@ async fn signing_state(State(ledger): State<Arc<EhashLedger>>) -> Response {
     Json(serde_json::json!({ "paused": *ledger.signing_paused.borrow() })).into_response()
 }
 
+async fn rotate(State(ledger): State<Arc<EhashLedger>>) -> Response {
+    let before = ledger.epochs().current_epoch();
+    match ledger.epochs().rotate_now().await {
+        Ok(epoch) => {
+            let keyset = ledger.active_keyset().map(|k| k.to_string()).ok();
+            tracing::warn!(previous = before, epoch, keyset = ?keyset, "epoch rotated by the operator");
+            Json(serde_json::json!({ "previous": before, "epoch": epoch, "keyset": keyset }))
+                .into_response()
+        }
+        Err(e @ crate::MintError::Config { .. }) => admin_error(StatusCode::CONFLICT, e),
+        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
 /// The admin routes.
 pub fn router(ledger: Arc<EhashLedger>) -> Router {
     Router::new()
         .route("/admin/v1/liabilities", get(liabilities))
         .route("/admin/v1/signing", get(signing_state).post(signing))
+        .route("/admin/v1/rotate", post(rotate))
         .with_state(ledger)
 }

@@ -25,6 +25,11 @@ pub struct MintConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Authority public keys of the pools allowed to request signatures.
     pub pool_keys: Vec<String>,
+    /// PostgreSQL URL of the mint's database (CDK's tables and the epoch ledger), e.g.
+    /// `postgresql://mint:secret@db.example.com/hashpool?sslmode=require`; absent: SQLite files in
+    /// `data_dir`. Several mint processes (same `mint.seed`) may serve one database.
+    #[serde(default)]
+    pub database_url: Option<String>,
     /// Largest amount exponent of the ehash keyset (at most 62).
     #[serde(default = "default_max_amount_log2")]
     pub max_amount_log2: u8,
@@ -142,6 +147,12 @@ impl Validate for MintConfig {
         if let Some(url) = &self.public_url {
             http_url("public_url", url)?;
         }
+        if let Some(url) = &self.database_url {
+            // The error names the problem, never the URL: it may hold a password.
+            url.parse::<tokio_postgres::Config>().map_err(|e| {
+                ConfigProblem::new("database_url", format!("not a PostgreSQL URL: {e}"))
+            })?;
+        }
         within(
             "max_amount_log2",
             self.max_amount_log2,
@@ -203,6 +214,10 @@ mod tests {
             ("pool_fee_ppm", Box::new(|c| c.pool_fee_ppm = 1_000_001)),
             ("buyback_quote_secs", Box::new(|c| c.buyback_quote_secs = 0)),
             ("devnet_faucet", Box::new(|c| c.devnet_faucet = Some(0))),
+            (
+                "database_url",
+                Box::new(|c| c.database_url = Some("postgresql://h/db?sslmode=sometimes".into())),
+            ),
         ];
         for (key, spoil) in cases {
             let mut c = config();

@@ -46,6 +46,40 @@ impl EpochKeys {
         })
     }
 
+    /// Checks that the seed derives every keyset in the database (all units), so a mint
+    /// process started with another seed refuses to run instead of serving wrong keys.
+    pub async fn check_seed(&self) -> Result<(), MintError> {
+        let mut tx = self.db.begin_transaction().await?;
+        let infos = tx.get_keyset_infos().await;
+        if let Err(e) = tx.rollback().await {
+            tracing::debug!(error = %e, "read-only keyset transaction rollback");
+        }
+        for info in infos? {
+            let derived = MintKeySet::generate_from_xpriv(
+                &self.secp,
+                self.xpriv,
+                &info.amounts,
+                info.unit.clone(),
+                info.derivation_path.clone(),
+                info.input_fee_ppk,
+                info.final_expiry,
+                info.id.get_version(),
+            );
+            if derived.id != info.id {
+                return Err(MintError::Config {
+                    key: "mint.seed",
+                    reason: format!(
+                        "this seed does not derive keyset {} of the database; every mint process \
+                         on one database needs the same mint.seed (copy it from the first mint's \
+                         data_dir)",
+                        info.id
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The keys of keyset `id`, derived on first use. The first call reads the keyset table:
     /// never call it inside an open transaction of the same database.
     pub async fn keyset(&self, id: &Id) -> Result<Arc<MintKeySet>, MintError> {

@@ -1,10 +1,13 @@
-//! The CDK mint behind the ehash keysets, opened on SQLite in the data directory.
+//! The CDK mint behind the ehash keysets, on SQLite in the data directory or on PostgreSQL
+//! (`database_url`), where several mint processes may share one database.
 
 use crate::epoch_keys::EpochKeys;
-use crate::epochs::EpochBook;
+use crate::epochs::store::{EpochStore, PgEpochStore, SqliteEpochStore};
+use crate::epochs::{EpochBook, EPOCHS_FILE};
 use crate::{MintConfig, MintError};
 use cdk::mint::{Mint, MintBuilder, UnitConfig};
 use cdk::nuts::{CurrencyUnit, Id};
+use cdk_common::database::{DynMintDatabase, MintKeysDatabase};
 use cdk_sqlite::MintSqliteDatabase;
 use ehash_protocol::difficulty::MAX_AMOUNT_LOG2;
 use serde::Serialize;
@@ -81,6 +84,25 @@ pub async fn sample_sign_rate(
     }
 }
 
+/// On a shared database: re-reads the epoch ledger every second, so this mint sees the other
+/// mints' rotations, issuance and blocks (and announces a rotation to its pools).
+pub async fn follow_peers(
+    ledger: std::sync::Arc<EhashLedger>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = ledger.epochs().refresh().await {
+            tracing::warn!(error = %e, "re-reading the shared epoch ledger failed");
+        }
+    }
+}
+
 /// Snapshot of the mint's books.
 #[derive(Debug, Clone, Serialize)]
 pub struct MintStats {
@@ -132,11 +154,18 @@ impl EhashLedger {
     /// unsettled is the running mint's to settle, not ours.
     pub async fn inspect(config: &MintConfig, http_url: &str) -> Result<Self, MintError> {
         // Inspecting must never create a mint: a mistyped data_dir would show an empty one.
-        let db = config.data_dir.join("mint.sqlite");
+        let db = match config.database_url {
+            None => config.data_dir.join("mint.sqlite"),
+            Some(_) => config.data_dir.join(SEED_FILE),
+        };
         if !db.exists() {
             return Err(MintError::Config {
                 key: "data_dir",
-                reason: format!("no mint database at {}", db.display()),
+                reason: format!(
+                    "no mint at {} ({} is missing)",
+                    config.data_dir.display(),
+                    db.display()
+                ),
             });
         }
         Self::open_with(config, http_url, false).await
@@ -153,15 +182,21 @@ impl EhashLedger {
                 reason: format!("must be at most {MAX_AMOUNT_LOG2}"),
             });
         }
-        let seed = load_or_create_seed(&config.data_dir.join("mint.seed"))?;
-        let db_path = config.data_dir.join("mint.sqlite");
-        let db = Arc::new(MintSqliteDatabase::new(&db_path).await?);
+        let seed = load_or_create_seed(&config.data_dir.join(SEED_FILE))?;
+        let (db, keys_db, store) = open_databases(config, settle_pending).await?;
         let unit = CurrencyUnit::custom(EHASH_UNIT);
-        let mut builder = MintBuilder::new(db.clone())
+        let epoch_keys = EpochKeys::new(&seed, keys_db.clone(), unit.clone())?;
+        // A mint with another seed would serve keys that do not match the keyset ids.
+        epoch_keys.check_seed().await?;
+        let mut builder = MintBuilder::new(db)
             .with_name("hashpool ehash mint".to_string())
             .with_description("ehash: one token per accepted mining share".to_string())
             .with_urls(vec![http_url.to_string()])
-            .with_keyset_v2(Some(true));
+            .with_keyset_v2(Some(true))
+            // On a shared database, pick up the other mints' rotations within a second.
+            .with_keyset_refresh_interval(
+                store.shared().then_some(std::time::Duration::from_secs(1)),
+            );
         builder.configure_unit(
             unit.clone(),
             UnitConfig {
@@ -177,13 +212,14 @@ impl EhashLedger {
                 input_fee_ppk: 0,
             },
         )?;
-        let epoch_keys = EpochKeys::new(&seed, db.clone(), unit.clone())?;
-        let mint = builder.build_with_seed(db, &seed).await?;
+        let mint = builder.build_with_seed(keys_db, &seed).await?;
+        // Another mint process may have created the keysets while we built ours.
+        epoch_keys.check_seed().await?;
         mint.start().await?;
         let mint = Arc::new(mint);
         let amounts = (0..=config.max_amount_log2).map(|i| 1u64 << i).collect();
         let epochs = EpochBook::open(
-            &config.data_dir,
+            store,
             config.epochs(),
             mint.clone(),
             unit.clone(),
@@ -253,9 +289,13 @@ impl EhashLedger {
         self.max_amount_log2
     }
 
-    /// The keyset new shares are signed with.
+    /// The keyset new shares are signed with: the current epoch's (on a shared database CDK's
+    /// own view of the active keyset may lag another mint's rotation by a second).
     pub fn active_keyset(&self) -> Result<Id, MintError> {
-        active_keyset(&self.mint, &self.unit)
+        match self.epochs.current_keyset() {
+            Some(id) => Ok(id),
+            None => active_keyset(&self.mint, &self.unit),
+        }
     }
 
     /// Reads issued totals and signature counts from the database.
@@ -309,6 +349,41 @@ pub(crate) fn active_keyset(mint: &Mint, unit: &CurrencyUnit) -> Result<Id, Mint
             key: "unit",
             reason: format!("no active {unit} keyset"),
         })
+}
+
+/// File of the mint seed in the data directory.
+pub const SEED_FILE: &str = "mint.seed";
+
+type KeysDatabase = Arc<dyn MintKeysDatabase<Err = cdk::cdk_database::Error> + Send + Sync>;
+
+/// Opens CDK's database and the epoch ledger: SQLite files in the data directory, or both on
+/// the PostgreSQL database of `database_url`.
+async fn open_databases(
+    config: &MintConfig,
+    writer: bool,
+) -> Result<(DynMintDatabase, KeysDatabase, Box<dyn EpochStore>), MintError> {
+    match &config.database_url {
+        None => {
+            let db = Arc::new(MintSqliteDatabase::new(&config.data_dir.join("mint.sqlite")).await?);
+            let store = SqliteEpochStore::open(&config.data_dir.join(EPOCHS_FILE))?;
+            Ok((db.clone(), db, Box::new(store)))
+        }
+        Some(url) => {
+            let pg = cdk_postgres::PgConfig::new(url, None, None, None);
+            let db = Arc::new(cdk_postgres::MintPgDatabase::new(pg).await?);
+            // Write-ahead rows are this process's: named by its authority key, which stays
+            // the same across restarts and differs between mint processes.
+            let owner = if writer {
+                sv2_io::AuthorityKeypair::load_or_generate(&config.data_dir.join("authority.key"))?
+                    .public()
+                    .to_string()
+            } else {
+                "inspect".to_string()
+            };
+            let store = PgEpochStore::open(url, owner).await?;
+            Ok((db.clone(), db, Box::new(store)))
+        }
+    }
 }
 
 /// Reads the 64-byte mint seed, creating it (0600) on first run.

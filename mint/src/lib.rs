@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod link;
 pub mod metrics;
 pub mod signer;
+pub mod testing;
 
 pub use config::MintConfig;
 pub use error::MintError;
@@ -102,6 +103,12 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         http_url.clone(),
         shutdown.clone(),
     )));
+    if ledger.epochs().shared() {
+        tasks.push(tokio::spawn(ledger::follow_peers(
+            ledger.clone(),
+            shutdown.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(ledger::sample_sign_rate(
         ledger.clone(),
         shutdown.clone(),

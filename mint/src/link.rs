@@ -168,7 +168,7 @@ impl LinkContext {
                 (EXTENSION_TYPE_MINT_LINK, m::MSG_BLOCK_REPORT) => {
                     let report: m::BlockReport = m::decode(frame.payload())
                         .map_err(|e| format!("bad BlockReport: {e:?}"))?;
-                    match self.ledger.epochs().on_block(&report) {
+                    match self.ledger.epochs().on_block(&report).await {
                         Ok(status) => {
                             let ack = m::BlockAck {
                                 hash: report.hash.clone(),

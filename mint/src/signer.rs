@@ -164,7 +164,14 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
         return;
     }
     let started = std::time::Instant::now();
-    let stored = store_signatures(ledger, &checked, keys).await;
+    let mut stored = store_signatures(ledger, &checked, keys.clone()).await;
+    if let Err(e) = &stored {
+        // Another mint process on the same database may have committed one of these blinded
+        // messages between our check and our commit; a second pass finds its signature and
+        // signs the rest instead of failing the whole batch.
+        tracing::warn!(error = %e, batch = checked.len(), "signing batch failed; retrying once");
+        stored = store_signatures(ledger, &checked, keys).await;
+    }
     let took = started.elapsed();
     ledger.counters.latency.batch.observe(took.as_secs_f64());
     ledger.counters.batch_micros.fetch_add(
@@ -253,17 +260,11 @@ async fn store_signatures(
         })
         .collect();
     let issue_points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
-    if let Err(e) = ledger.epochs().begin_issue(&issue) {
+    if let Err(e) = ledger.epochs().begin_issue(&issue).await {
         let _ = tx.rollback().await;
         return Err(e.to_string());
     }
     // Until the CDK commit, a failure means nothing was signed: drop the write-ahead rows.
-    let abandon = |e: String| {
-        if let Err(se) = ledger.epochs().settle_issue(&[], &issue_points) {
-            tracing::error!(error = %se, "write-ahead rows left for the next start");
-        }
-        e
-    };
     let signatures = if messages.is_empty() {
         Vec::new()
     } else {
@@ -271,7 +272,7 @@ async fn store_signatures(
             Ok(s) => s,
             Err(e) => {
                 let _ = tx.rollback().await;
-                return Err(abandon(e.to_string()));
+                return Err(abandon(ledger, &issue_points, e.to_string()).await);
             }
         }
     };
@@ -281,7 +282,7 @@ async fn store_signatures(
             .await
         {
             let _ = tx.rollback().await;
-            return Err(abandon(e.to_string()));
+            return Err(abandon(ledger, &issue_points, e.to_string()).await);
         }
     }
     // A failed commit may still have reached the disk: the write-ahead rows stay and the next
@@ -293,7 +294,7 @@ async fn store_signatures(
         .latency
         .db_commit
         .observe(commit_started.elapsed().as_secs_f64());
-    if let Err(e) = ledger.epochs().settle_issue(&issue, &issue_points) {
+    if let Err(e) = ledger.epochs().settle_issue(&issue, &issue_points).await {
         tracing::error!(error = %e, "issuance not settled; counted at the next start");
     }
     let mut fresh_sigs = fresh.into_iter().zip(signatures).peekable();
@@ -313,4 +314,12 @@ async fn store_signatures(
         }
     }
     Ok(out)
+}
+
+/// Drops the write-ahead rows of a batch that signed nothing; returns the batch's error.
+async fn abandon(ledger: &EhashLedger, points: &[[u8; 33]], error: String) -> String {
+    if let Err(e) = ledger.epochs().settle_issue(&[], points).await {
+        tracing::error!(error = %e, "write-ahead rows left for the next start");
+    }
+    error
 }

@@ -1,6 +1,10 @@
 //! Epochs: one ehash keyset per `epoch_blocks` network blocks, the ehash each issued for shares,
 //! the blocks the pools found and what they pay each epoch, and the rate fixed when an epoch is
 //! final. See `credits` for the split and the finality rule, `store` for durability.
+//!
+//! On a shared ledger (PostgreSQL, several mint processes) the database is the truth: each
+//! process re-reads it every second and before every decision that depends on other processes
+//! (rotations, found blocks, finality), and rotations run under the store's rotation lock.
 
 pub mod credits;
 pub mod report;
@@ -13,7 +17,6 @@ use cdk::nuts::{CurrencyUnit, Id};
 use credits::BlockFacts;
 use ehash_protocol::messages as m;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use store::{BlockRow, EpochRow, EpochStore, IssueEntry};
 use tokio::sync::{watch, RwLock, RwLockReadGuard};
@@ -115,7 +118,7 @@ impl BookState {
 
 /// The epoch ledger.
 pub struct EpochBook {
-    store: EpochStore,
+    store: Box<dyn EpochStore>,
     config: EpochConfig,
     mint: Arc<Mint>,
     unit: CurrencyUnit,
@@ -123,6 +126,8 @@ pub struct EpochBook {
     state: Mutex<BookState>,
     /// Signing batches hold it shared, a rotation exclusively: a batch never straddles one.
     rotation: RwLock<()>,
+    /// Serialises re-reads of a shared ledger, so an older snapshot never replaces a newer one.
+    refresh: tokio::sync::Mutex<()>,
     announce: watch::Sender<Option<EpochAnnouncement>>,
 }
 
@@ -134,9 +139,9 @@ fn now_secs() -> i64 {
 }
 
 impl EpochBook {
-    /// Opens the ledger in `data_dir`, finishing a rotation or a signing batch a crash cut short.
+    /// Opens the ledger on `store`, finishing a rotation or a signing batch a crash cut short.
     pub async fn open(
-        data_dir: &Path,
+        store: Box<dyn EpochStore>,
         config: EpochConfig,
         mint: Arc<Mint>,
         unit: CurrencyUnit,
@@ -161,7 +166,6 @@ impl EpochBook {
                 reason: "must be at most 1000000".into(),
             });
         }
-        let store = EpochStore::open(&data_dir.join(EPOCHS_FILE))?;
         let (announce, _) = watch::channel(None);
         let book = Self {
             store,
@@ -171,6 +175,7 @@ impl EpochBook {
             amounts,
             state: Mutex::new(BookState::default()),
             rotation: RwLock::new(()),
+            refresh: tokio::sync::Mutex::new(()),
             announce,
         };
         book.recover(settle_pending).await?;
@@ -186,13 +191,14 @@ impl EpochBook {
     }
 
     async fn recover(&self, settle_pending: bool) -> Result<(), MintError> {
-        let mut epochs = self.store.epochs()?;
+        let _rotations = self.store.rotation_lock().await?;
+        let mut epochs = self.store.epochs().await?;
         let active = self.active_keyset()?.to_string();
         if epochs.is_empty() {
             // First start: the keyset CDK created is epoch 0 until a tip says otherwise.
-            self.store.open_epoch(0, 0, None, now_secs())?;
-            self.store.set_keyset(0, &active)?;
-            epochs = self.store.epochs()?;
+            self.store.open_epoch(0, 0, None, now_secs()).await?;
+            self.store.set_keyset(0, &active).await?;
+            epochs = self.store.epochs().await?;
         }
         if let Some(last) = epochs.last().filter(|r| r.keyset_id.is_none()) {
             // A rotation was cut short: CDK may or may not have rotated.
@@ -204,8 +210,8 @@ impl EpochBook {
             } else {
                 active.clone()
             };
-            self.store.set_keyset(last.epoch, &keyset)?;
-            epochs = self.store.epochs()?;
+            self.store.set_keyset(last.epoch, &keyset).await?;
+            epochs = self.store.epochs().await?;
         }
         let current_keyset = epochs.last().and_then(|r| r.keyset_id.clone());
         let active = self.active_keyset()?.to_string();
@@ -221,10 +227,18 @@ impl EpochBook {
         if settle_pending {
             self.settle_pending().await?;
         }
-        let epochs = self.store.epochs()?;
-        let blocks = self.store.blocks()?;
-        {
+        self.refresh().await
+    }
+
+    /// Re-reads epochs and blocks from the store (other mint processes may have changed them)
+    /// and announces the current epoch if it moved.
+    pub async fn refresh(&self) -> Result<(), MintError> {
+        let _one_at_a_time = self.refresh.lock().await;
+        let epochs = self.store.epochs().await?;
+        let blocks = self.store.blocks().await?;
+        let moved = {
             let mut s = self.lock();
+            let before = s.epochs.values().next_back().map(|r| r.keyset_id.clone());
             s.by_keyset = epochs
                 .iter()
                 .filter_map(|r| {
@@ -234,14 +248,32 @@ impl EpochBook {
                 .collect();
             s.epochs = epochs.into_iter().map(|r| (r.epoch, r)).collect();
             s.blocks = blocks.into_iter().map(|b| (b.hash, b)).collect();
+            s.epochs.values().next_back().map(|r| r.keyset_id.clone()) != before
+        };
+        if moved {
+            self.publish()?;
         }
-        self.publish()?;
         Ok(())
+    }
+
+    /// Whether other mint processes share this ledger.
+    pub fn shared(&self) -> bool {
+        self.store.shared()
+    }
+
+    /// The current epoch's keyset, once its rotation is done.
+    pub fn current_keyset(&self) -> Option<Id> {
+        self.lock()
+            .epochs
+            .values()
+            .next_back()
+            .and_then(|r| r.keyset_id.as_deref())
+            .and_then(|k| k.parse().ok())
     }
 
     /// Counts the signatures of a batch a crash interrupted, if CDK committed them.
     async fn settle_pending(&self) -> Result<(), MintError> {
-        let pending = self.store.pending_issue()?;
+        let pending = self.store.pending_issue().await?;
         if pending.is_empty() {
             return Ok(());
         }
@@ -262,7 +294,7 @@ impl EpochBook {
             signed = signed.len(),
             "settling an interrupted signing batch"
         );
-        self.store.settle_issue(&signed, &all)?;
+        self.store.settle_issue(&signed, &all).await?;
         Ok(())
     }
 
@@ -315,13 +347,24 @@ impl EpochBook {
     }
 
     /// Write-ahead of the signatures a batch is about to commit.
-    pub fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), MintError> {
-        Ok(self.store.begin_issue(entries)?)
+    pub async fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), MintError> {
+        Ok(self.store.begin_issue(entries).await?)
     }
 
     /// Settles a batch (see [`store`]).
-    pub fn settle_issue(&self, signed: &[IssueEntry], all: &[[u8; 33]]) -> Result<(), MintError> {
-        let counted = self.store.settle_issue(signed, all)?;
+    pub async fn settle_issue(
+        &self,
+        signed: &[IssueEntry],
+        all: &[[u8; 33]],
+    ) -> Result<(), MintError> {
+        let counted = self.store.settle_issue(signed, all).await?;
+        if self.store.shared() {
+            // Other processes count into the same rows: take the database's totals.
+            if !counted.is_empty() {
+                self.refresh().await?;
+            }
+            return Ok(());
+        }
         let mut s = self.lock();
         for (_, keyset, amount) in &counted {
             let epoch = keyset
@@ -347,16 +390,39 @@ impl EpochBook {
                 return Ok(());
             }
         }
+        self.rotate_to(Some(target), tip.height).await.map(|_| ())
+    }
+
+    /// The operator ends the current epoch now: the next epoch opens at the tip's height with
+    /// a fresh keyset (and lasts until its own boundary). Returns the new epoch.
+    pub async fn rotate_now(&self) -> Result<u32, MintError> {
+        let height = self.tip().map(|t| t.height).ok_or(MintError::Config {
+            key: "rotate",
+            reason: "no pool has reported the chain tip yet".into(),
+        })?;
+        self.rotate_to(None, height).await
+    }
+
+    /// Opens epoch `target` (the next one when `None`) at `height`, unless this or another
+    /// mint process already opened it. Returns the current epoch afterwards.
+    async fn rotate_to(&self, target: Option<u32>, height: u32) -> Result<u32, MintError> {
         let _exclusive = self.rotation.write().await;
+        let _rotations = self.store.rotation_lock().await?;
+        if self.store.shared() {
+            // Another mint process may have rotated since we last looked.
+            self.refresh().await?;
+        }
         let previous = self.lock().current();
+        let target = target.unwrap_or(previous + 1);
         if target <= previous {
-            return Ok(());
+            return Ok(previous);
         }
         let now = now_secs();
         self.store
-            .open_epoch(target, tip.height, Some(previous), now)?;
+            .open_epoch(target, height, Some(previous), now)
+            .await?;
         let keyset = self.rotate_cdk().await?;
-        self.store.set_keyset(target, &keyset.to_string())?;
+        self.store.set_keyset(target, &keyset.to_string()).await?;
         {
             let mut s = self.lock();
             if let Some(p) = s.epochs.get_mut(&previous) {
@@ -367,7 +433,7 @@ impl EpochBook {
                 EpochRow {
                     epoch: target,
                     keyset_id: Some(keyset.to_string()),
-                    start_height: tip.height,
+                    start_height: height,
                     opened_at: now,
                     closed_at: None,
                     issued: 0,
@@ -377,15 +443,19 @@ impl EpochBook {
             );
             s.by_keyset.insert(keyset, target);
             let issued = s.epochs.get(&previous).map(|r| r.issued).unwrap_or(0);
-            tracing::info!(epoch = target, previous, previous_issued = issued, height = tip.height, %keyset, "epoch rotated");
+            tracing::info!(epoch = target, previous, previous_issued = issued, height, %keyset, "epoch rotated");
         }
         self.publish()?;
-        self.finalize_ready()?;
-        Ok(())
+        self.finalize_ready().await?;
+        Ok(target)
     }
 
     /// A pool reports a found block's state. Returns the status recorded (for the ack).
-    pub fn on_block(&self, report: &m::BlockReport) -> Result<u8, MintError> {
+    pub async fn on_block(&self, report: &m::BlockReport) -> Result<u8, MintError> {
+        if self.store.shared() {
+            // Another mint may have recorded it (and credited an epoch) already.
+            self.refresh().await?;
+        }
         let hash = report.hash.to_array();
         let row = {
             let s = self.lock();
@@ -432,7 +502,7 @@ impl EpochBook {
                 confirmations: report.confirmations,
             }
         };
-        self.store.upsert_block(&row, now_secs())?;
+        self.store.upsert_block(&row, now_secs()).await?;
         let before = self.lock().blocks.insert(hash, row.clone());
         if before.map(|b| b.status) != Some(row.status) {
             tracing::info!(
@@ -444,44 +514,67 @@ impl EpochBook {
                 "found block recorded"
             );
         }
-        self.finalize_ready()?;
+        self.finalize_ready().await?;
         Ok(report.status)
     }
 
     /// Fixes the credit of every epoch that became final.
-    fn finalize_ready(&self) -> Result<(), MintError> {
-        let mut s = self.lock();
-        let current = s.current();
-        let facts = s.block_facts();
-        let issued = s.issued();
-        let ready: Vec<u32> = s
-            .epochs
-            .values()
-            .filter(|r| r.finalized_at.is_none())
-            .map(|r| r.epoch)
-            .filter(|e| credits::finalizable(*e, current, &facts, self.config.accrual_epochs))
-            .collect();
+    async fn finalize_ready(&self) -> Result<(), MintError> {
+        let shared = self.store.shared();
+        if shared {
+            // Every process must fix the same credit: compute it from the database's totals.
+            self.refresh().await?;
+        }
+        let credits: Vec<(u32, u64)> = {
+            let s = self.lock();
+            let current = s.current();
+            let facts = s.block_facts();
+            let issued = s.issued();
+            s.epochs
+                .values()
+                .filter(|r| r.finalized_at.is_none())
+                .map(|r| r.epoch)
+                .filter(|e| credits::finalizable(*e, current, &facts, self.config.accrual_epochs))
+                .map(|e| {
+                    let credit = credits::epoch_credit(
+                        e,
+                        &facts,
+                        &issued,
+                        self.config.accrual_epochs,
+                        self.config.pool_fee_ppm,
+                        |st| st == m::BLOCK_MATURED,
+                    );
+                    (e, credit)
+                })
+                .collect()
+        };
+        if credits.is_empty() {
+            return Ok(());
+        }
         let now = now_secs();
-        for e in ready {
-            let credit = credits::epoch_credit(
-                e,
-                &facts,
-                &issued,
-                self.config.accrual_epochs,
-                self.config.pool_fee_ppm,
-                |st| st == m::BLOCK_MATURED,
-            );
-            self.store.finalize(e, credit, now)?;
-            if let Some(r) = s.epochs.get_mut(&e) {
-                r.final_credit_msat = Some(credit);
-                r.finalized_at = Some(now);
-                tracing::info!(
-                    epoch = e,
-                    issued = r.issued,
-                    credit_msat = credit,
-                    "epoch final"
-                );
+        for (e, credit) in &credits {
+            self.store.finalize(*e, *credit, now).await?;
+        }
+        if shared {
+            // The first process to fix a credit wins; take the stored one.
+            self.refresh().await?;
+        } else {
+            let mut s = self.lock();
+            for (e, credit) in credits {
+                if let Some(r) = s.epochs.get_mut(&e) {
+                    r.final_credit_msat = Some(credit);
+                    r.finalized_at = Some(now);
+                }
             }
+        }
+        let s = self.lock();
+        for r in s.epochs.values().filter(|r| r.finalized_at == Some(now)) {
+            tracing::info!(
+                epoch = r.epoch,
+                issued = r.issued,
+                credit_msat = r.final_credit_msat.unwrap_or(0),
+                "epoch final"
+            );
         }
         Ok(())
     }

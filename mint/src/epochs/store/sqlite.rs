@@ -1,84 +1,21 @@
-//! The mint's epoch ledger on SQLite (`epochs.sqlite`, WAL, `synchronous=FULL`): epochs and
-//! their keysets, ehash issued for shares per epoch, found blocks, and fixed rates.
-//!
-//! Issuance is counted with a write-ahead step, because it must agree with CDK's signature
-//! table (another database): the signer records the blinded messages it is about to sign
-//! (`pending_issue`), commits the signatures in CDK, then settles them here (moving their
-//! amounts into `epoch.issued`). After a crash, pending rows whose signature CDK has are
-//! settled and the others dropped, so `issued` never misses nor doubles a signature.
+//! The epoch ledger on SQLite (`epochs.sqlite`, WAL, `synchronous=FULL`), owned by one mint
+//! process.
 
+use super::{i64_of, u64_of, BlockRow, EpochRow, EpochStore, IssueEntry, RotationLock, StoreError};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Errors of the epoch store.
-#[derive(Debug, thiserror::Error)]
-#[error("epoch ledger {path}: {source}")]
-pub struct StoreError {
-    /// Database file.
-    pub path: PathBuf,
-    /// Cause.
-    pub source: rusqlite::Error,
-}
-
-/// One epoch as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EpochRow {
-    /// Epoch number (`height / epoch_blocks` of its first block).
-    pub epoch: u32,
-    /// Keyset id (text), none while its rotation is in progress.
-    pub keyset_id: Option<String>,
-    /// Height of the first block mined in it.
-    pub start_height: u32,
-    /// Unix time it opened.
-    pub opened_at: i64,
-    /// Unix time it stopped being the current epoch.
-    pub closed_at: Option<i64>,
-    /// Ehash issued for shares.
-    pub issued: u64,
-    /// Fixed credit in millisats, once final.
-    pub final_credit_msat: Option<u64>,
-    /// Unix time it became final.
-    pub finalized_at: Option<i64>,
-}
-
-/// One found block as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockRow {
-    /// Hash (internal order).
-    pub hash: [u8; 32],
-    /// Height.
-    pub height: u32,
-    /// Coinbase value, sats.
-    pub reward: u64,
-    /// Epoch credited.
-    pub epoch: u32,
-    /// Status code.
-    pub status: u8,
-    /// Confirmations last reported.
-    pub confirmations: u32,
-}
-
-/// A signature about to be committed: (B_, keyset id text, amount).
-pub type IssueEntry = ([u8; 33], String, u64);
-
 /// Handle to the database.
-pub struct EpochStore {
+pub struct SqliteEpochStore {
     db: Mutex<Connection>,
     path: PathBuf,
 }
 
-fn i64_of(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-fn u64_of(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-impl EpochStore {
+impl SqliteEpochStore {
     /// Opens (or creates) the ledger.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |source| StoreError {
+        let err = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
         };
@@ -123,14 +60,25 @@ impl EpochStore {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut db).map_err(|source| StoreError {
+        f(&mut db).map_err(|source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
         })
     }
+}
+
+#[async_trait::async_trait]
+impl EpochStore for SqliteEpochStore {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    async fn rotation_lock(&self) -> Result<RotationLock, StoreError> {
+        Ok(RotationLock::local())
+    }
 
     /// Every epoch, oldest first.
-    pub fn epochs(&self) -> Result<Vec<EpochRow>, StoreError> {
+    async fn epochs(&self) -> Result<Vec<EpochRow>, StoreError> {
         self.with(|db| {
             let mut stmt = db.prepare(
                 "SELECT epoch, keyset_id, start_height, opened_at, closed_at, issued,
@@ -153,7 +101,7 @@ impl EpochStore {
     }
 
     /// Opens `epoch` (keyset still unknown) and closes `previous` in one transaction.
-    pub fn open_epoch(
+    async fn open_epoch(
         &self,
         epoch: u32,
         start_height: u32,
@@ -178,7 +126,7 @@ impl EpochStore {
     }
 
     /// Records the keyset of `epoch` once its rotation is done.
-    pub fn set_keyset(&self, epoch: u32, keyset_id: &str) -> Result<(), StoreError> {
+    async fn set_keyset(&self, epoch: u32, keyset_id: &str) -> Result<(), StoreError> {
         self.with(|db| {
             db.execute(
                 "UPDATE epoch SET keyset_id = ?2 WHERE epoch = ?1",
@@ -189,7 +137,7 @@ impl EpochStore {
     }
 
     /// Fixes the credit of `epoch`.
-    pub fn finalize(&self, epoch: u32, credit_msat: u64, now: i64) -> Result<(), StoreError> {
+    async fn finalize(&self, epoch: u32, credit_msat: u64, now: i64) -> Result<(), StoreError> {
         self.with(|db| {
             db.execute(
                 "UPDATE epoch SET final_credit_msat = ?2, finalized_at = ?3
@@ -201,7 +149,7 @@ impl EpochStore {
     }
 
     /// Write-ahead of a signing batch.
-    pub fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), StoreError> {
+    async fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -224,7 +172,7 @@ impl EpochStore {
     /// to the epoch of their keyset); every other pending entry of `all` is dropped. An entry
     /// counts only if its pending row is still there, so settling twice counts once. Returns
     /// the entries counted now.
-    pub fn settle_issue(
+    async fn settle_issue(
         &self,
         signed: &[IssueEntry],
         all: &[[u8; 33]],
@@ -241,7 +189,7 @@ impl EpochStore {
     }
 
     /// Pending issue entries left by a crash.
-    pub fn pending_issue(&self) -> Result<Vec<IssueEntry>, StoreError> {
+    async fn pending_issue(&self) -> Result<Vec<IssueEntry>, StoreError> {
         self.with(|db| {
             let mut stmt = db.prepare("SELECT blinded, keyset_id, amount FROM pending_issue")?;
             let rows = stmt.query_map([], |r| {
@@ -260,7 +208,7 @@ impl EpochStore {
     }
 
     /// Every found block.
-    pub fn blocks(&self) -> Result<Vec<BlockRow>, StoreError> {
+    async fn blocks(&self) -> Result<Vec<BlockRow>, StoreError> {
         self.with(|db| {
             let mut stmt = db.prepare(
                 "SELECT hash, height, reward, epoch, status, confirmations FROM block
@@ -282,7 +230,7 @@ impl EpochStore {
     }
 
     /// Inserts or updates a found block.
-    pub fn upsert_block(&self, b: &BlockRow, now: i64) -> Result<(), StoreError> {
+    async fn upsert_block(&self, b: &BlockRow, now: i64) -> Result<(), StoreError> {
         self.with(|db| {
             db.execute(
                 "INSERT INTO block (hash, height, reward, epoch, status, confirmations, updated_at)
@@ -327,35 +275,4 @@ fn settle_rows(
     }
     tx.commit()?;
     Ok(counted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn issuance_is_counted_once_whoever_settles() {
-        let dir = std::env::temp_dir().join(format!("epoch-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = EpochStore::open(&dir.join("epochs.sqlite")).unwrap();
-        store.open_epoch(0, 0, None, 1).unwrap();
-        store.set_keyset(0, "k0").unwrap();
-        let a: IssueEntry = ([2; 33], "k0".into(), 64);
-        let b: IssueEntry = ([3; 33], "k0".into(), 8);
-        store.begin_issue(&[a.clone(), b.clone()]).unwrap();
-        assert_eq!(store.pending_issue().unwrap().len(), 2);
-        // Only `a` was committed by CDK; both write-ahead rows go.
-        let counted = store
-            .settle_issue(std::slice::from_ref(&a), &[a.0, b.0])
-            .unwrap();
-        assert_eq!(counted, vec![a.clone()]);
-        // A second settlement (another process, a retry) counts nothing more.
-        assert!(store
-            .settle_issue(std::slice::from_ref(&a), &[a.0])
-            .unwrap()
-            .is_empty());
-        assert!(store.pending_issue().unwrap().is_empty());
-        assert_eq!(store.epochs().unwrap()[0].issued, 64);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }
