@@ -16,6 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Passes at storing a batch before its requests are refused.
+const STORE_ATTEMPTS: u32 = 5;
+
 /// Depth of the request queue.
 const QUEUE: usize = 65_536;
 
@@ -159,18 +162,23 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
             return;
         }
     };
-    let checked = check(ledger, active, batch);
+    let mut checked = check(ledger, active, batch);
     if checked.is_empty() {
         return;
     }
+    // Rows are inserted in one order by every mint process, so two of them committing
+    // overlapping batches wait for each other instead of deadlocking.
+    checked.sort_unstable_by_key(|c| c.message.blinded_secret.to_bytes());
     let started = std::time::Instant::now();
     let mut stored = store_signatures(ledger, &checked, keys.clone()).await;
-    if let Err(e) = &stored {
-        // Another mint process on the same database may have committed one of these blinded
-        // messages between our check and our commit; a second pass finds its signature and
+    for attempt in 1..STORE_ATTEMPTS {
+        let Err(e) = &stored else { break };
+        // Another mint process on the same database may have committed some of these blinded
+        // messages between our check and our commit; the next pass finds their signatures and
         // signs the rest instead of failing the whole batch.
-        tracing::warn!(error = %e, batch = checked.len(), "signing batch failed; retrying once");
-        stored = store_signatures(ledger, &checked, keys).await;
+        tracing::warn!(error = %e, batch = checked.len(), attempt, "signing batch failed; retrying");
+        tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt))).await;
+        stored = store_signatures(ledger, &checked, keys.clone()).await;
     }
     let took = started.elapsed();
     ledger.counters.latency.batch.observe(took.as_secs_f64());
