@@ -45,6 +45,8 @@ pub struct DevnetOptions {
     pub pool_fee_ppm: u32,
     /// Seconds a buyback quote stays valid.
     pub buyback_quote_secs: u64,
+    /// PostgreSQL URL of the mint's database; SQLite in the mint's data dir if absent.
+    pub mint_db: Option<String>,
 }
 
 impl Default for DevnetOptions {
@@ -64,6 +66,7 @@ impl Default for DevnetOptions {
             maturity: 3,
             pool_fee_ppm: 20_000,
             buyback_quote_secs: 60,
+            mint_db: None,
         }
     }
 }

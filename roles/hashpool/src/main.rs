@@ -107,6 +107,10 @@ struct DevnetRunArgs {
     /// JSON report.
     #[arg(long)]
     until_blocks: Option<u64>,
+    /// Run the mint on this PostgreSQL database (e.g.
+    /// `postgresql://user:password@127.0.0.1/hashpool`) instead of SQLite files.
+    #[arg(long, value_name = "URL")]
+    mint_db: Option<String>,
     #[command(flatten)]
     epochs: EpochArgs,
 }
@@ -132,6 +136,9 @@ enum DevnetAction {
         /// Shares per minute the pool's vardiff aims at, per channel.
         #[arg(long, default_value_t = 30.0)]
         shares_per_minute: f64,
+        /// Put the mint on this PostgreSQL database instead of SQLite files.
+        #[arg(long, value_name = "URL")]
+        mint_db: Option<String>,
         #[command(flatten)]
         epochs: EpochArgs,
     },
@@ -284,6 +291,7 @@ async fn main() -> anyhow::Result<()> {
                     threads,
                     block_interval,
                     shares_per_minute,
+                    mint_db,
                     epochs,
                 }),
             ..
@@ -296,6 +304,7 @@ async fn main() -> anyhow::Result<()> {
                 threads,
                 block_interval_secs: block_interval,
                 shares_per_minute,
+                mint_db,
                 epoch_blocks: epochs.epoch_blocks,
                 accrual_epochs: epochs.accrual_epochs,
                 maturity: epochs.maturity,
@@ -340,6 +349,7 @@ async fn main() -> anyhow::Result<()> {
                 epoch_blocks: run.epochs.epoch_blocks,
                 accrual_epochs: run.epochs.accrual_epochs,
                 maturity: run.epochs.maturity,
+                mint_db: run.mint_db,
                 ..Default::default()
             };
             run_devnet(opts, run.until_blocks).await

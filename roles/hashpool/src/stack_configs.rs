@@ -231,6 +231,7 @@ impl StackConfigs {
                 admin_listen: Some(local(ports.mint_admin)),
                 admin_token: None,
                 admin_allow_remote: false,
+                database_url: o.mint_db.clone(),
             },
             pool: PoolConfig {
                 data_dir: d.join("pool"),
