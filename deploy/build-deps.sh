@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building hashpool needs on Debian 12 with only Rust present:
 # cmake + libboost-dev (bitcoinkernel builds Bitcoin Core's validation code), protobuf-compiler
-# (CDK), what the tests use (chromium, nginx, shellcheck, systemd, sqlite3) and cargo-nextest.
+# (CDK), pkg-config + libssl-dev (TLS to PostgreSQL), what the tests use (chromium, nginx,
+# shellcheck, systemd, sqlite3, postgresql) and cargo-nextest.
 # Safe to run repeatedly.
 set -euo pipefail
 need=()
@@ -9,6 +10,11 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 [ -d /usr/include/boost ] || need+=(libboost-dev)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
+# TLS to PostgreSQL (cdk-postgres and our epoch ledger use native-tls, i.e. OpenSSL).
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+# The tests run mints on a real PostgreSQL server (deploy/test-postgres.sh starts it).
+command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 # The tests: a headless Chromium drives the dashboards; the deploy-kit test checks the units,
 # the nginx site and the scripts with Debian's own tools and drills a mint backup.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

@@ -44,6 +44,8 @@ pub enum MintAdminAction {
     Signing,
     /// The per-epoch proof of liabilities.
     Liabilities,
+    /// End the current epoch now: the next one opens at the tip with a fresh keyset.
+    Rotate,
 }
 
 /// Where and how to call a role's admin API.
@@ -138,6 +140,7 @@ impl MintAdminAction {
             Self::Resume => ("/admin/v1/signing", Some(json!({ "paused": false }))),
             Self::Signing => ("/admin/v1/signing", None),
             Self::Liabilities => ("/admin/v1/liabilities", None),
+            Self::Rotate => ("/admin/v1/rotate", Some(json!({}))),
         }
     }
 }

@@ -144,6 +144,37 @@ async fn operators_disconnect_ban_and_pause_through_the_admin_api() {
         .expect("liabilities");
     assert_eq!(l["solvent"], true, "{l}");
 
+    // Rotated now: the next epoch opens with a fresh keyset, and shares earn ehash of it.
+    let before = l["current_epoch"].as_u64().expect("current epoch");
+    let r = mint
+        .call("/admin/v1/rotate", Some(serde_json::json!({})))
+        .await
+        .expect("rotate");
+    assert_eq!(r["epoch"].as_u64(), Some(before + 1), "{r}");
+    let new_keyset = r["keyset"].as_str().expect("keyset").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let l = mint
+            .call("/admin/v1/liabilities", None)
+            .await
+            .expect("liabilities");
+        let issued_in_new = l["epochs"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["keyset_id"] == new_keyset.as_str()))
+            .and_then(|e| e["issued"].as_u64())
+            .unwrap_or(0);
+        if issued_in_new > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ehash of the new epoch: {l}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mint_log = std::fs::read_to_string(dir.join("mint.log")).unwrap_or_default();
+    assert!(
+        mint_log.contains("epoch rotated by the operator"),
+        "{mint_log}"
+    );
+
     // Every action is in the role's log with who did it.
     let log = std::fs::read_to_string(dir.join("pool.log")).unwrap_or_default();
     assert!(
