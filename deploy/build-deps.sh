@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building hashpool needs on Debian 12 with only Rust present:
 # cmake + libboost-dev (bitcoinkernel builds Bitcoin Core's validation code), protobuf-compiler
-# (CDK), pkg-config + libssl-dev (TLS to PostgreSQL), what the tests use (chromium, nginx,
-# shellcheck, systemd, sqlite3, postgresql) and cargo-nextest.
+# (CDK), pkg-config + libssl-dev (TLS to PostgreSQL), the tools the tests use (chromium,
+# nginx, shellcheck, systemd, sqlite3, postgresql) and cargo-nextest.
 # Safe to run repeatedly.
 set -euo pipefail
 need=()
