@@ -36,6 +36,9 @@ pub struct MintConfig {
     /// Largest number of signatures committed in one database transaction.
     #[serde(default = "default_signer_batch")]
     pub signer_batch: usize,
+    /// Signing batches committed at once (default: 1 on SQLite, 4 on PostgreSQL).
+    #[serde(default)]
+    pub signer_workers: Option<u32>,
     /// Threads a signing batch is spread over (the cores the mint may use for signatures).
     #[serde(default = "default_sign_threads")]
     pub sign_threads: u32,
@@ -126,6 +129,12 @@ impl MintConfig {
             .collect()
     }
 
+    /// Signing batches committed at once.
+    pub fn signer_workers(&self) -> u32 {
+        self.signer_workers
+            .unwrap_or(if self.database_url.is_some() { 4 } else { 1 })
+    }
+
     /// The admin API settings.
     pub fn admin(&self) -> hashpool_ops_http::admin::AdminSettings<'_> {
         hashpool_ops_http::admin::AdminSettings {
@@ -161,6 +170,9 @@ impl Validate for MintConfig {
         )?;
         within("signer_batch", self.signer_batch, 1, 65_536)?;
         within("sign_threads", self.sign_threads, 1, 1_024)?;
+        if let Some(workers) = self.signer_workers {
+            within("signer_workers", workers, 1, 64)?;
+        }
         within("epoch_blocks", self.epoch_blocks, 1, 1_000_000)?;
         within("accrual_epochs", self.accrual_epochs, 1, 10_000)?;
         within("pool_fee_ppm", self.pool_fee_ppm, 0, 1_000_000)?;
@@ -209,6 +221,7 @@ mod tests {
             ("max_amount_log2", Box::new(|c| c.max_amount_log2 = 63)),
             ("signer_batch", Box::new(|c| c.signer_batch = 0)),
             ("sign_threads", Box::new(|c| c.sign_threads = 0)),
+            ("signer_workers", Box::new(|c| c.signer_workers = Some(0))),
             ("epoch_blocks", Box::new(|c| c.epoch_blocks = 0)),
             ("accrual_epochs", Box::new(|c| c.accrual_epochs = 0)),
             ("pool_fee_ppm", Box::new(|c| c.pool_fee_ppm = 1_000_001)),

@@ -83,12 +83,12 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         .clone()
         .unwrap_or_else(|| format!("http://{http_addr}"));
     let ledger = Arc::new(EhashLedger::open(&config, &http_url).await?);
-    let signer = ShareSigner::spawn(ledger.clone(), config.signer_batch).map_err(|source| {
-        MintError::Io {
-            path: config.data_dir.clone(),
-            source,
-        }
-    })?;
+    let signer =
+        ShareSigner::spawn_workers(ledger.clone(), config.signer_batch, config.signer_workers())
+            .map_err(|source| MintError::Io {
+                path: config.data_dir.clone(),
+                source,
+            })?;
     let link_listener = bind(config.link_listen).await?;
     let link_addr = local(&link_listener)?;
     let pools = config.allowed_pools()?;

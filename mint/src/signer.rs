@@ -70,13 +70,29 @@ impl ShareSigner {
     /// database API): its SQLite commits wait on fsync, which must not stall the tasks that
     /// serve the pools and the HTTP API.
     pub fn spawn(ledger: Arc<EhashLedger>, max_batch: usize) -> Result<Self, std::io::Error> {
+        Self::spawn_workers(ledger, max_batch, 1)
+    }
+
+    /// Starts `workers` workers on one queue, each committing its own batches. On PostgreSQL
+    /// a batch's commit is mostly waiting on round trips (CDK stores signatures row by row),
+    /// so several batches in flight use the database and the cores better; SQLite has one
+    /// writer, so one worker is right there.
+    pub fn spawn_workers(
+        ledger: Arc<EhashLedger>,
+        max_batch: usize,
+        workers: u32,
+    ) -> Result<Self, std::io::Error> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("mint-signer".into())
-            .spawn(move || runtime.block_on(run(ledger, rx, max_batch.max(1))))?;
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for worker in 0..workers.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (ledger, rx) = (ledger.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("mint-signer-{worker}"))
+                .spawn(move || runtime.block_on(run(ledger, rx, max_batch.max(1))))?;
+        }
         Ok(Self { tx })
     }
 
@@ -86,9 +102,18 @@ impl ShareSigner {
     }
 }
 
-async fn run(ledger: Arc<EhashLedger>, mut rx: mpsc::Receiver<SignJob>, max_batch: usize) {
+async fn run(
+    ledger: Arc<EhashLedger>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<SignJob>>>,
+    max_batch: usize,
+) {
     let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
+    loop {
+        // The queue is held only while taking a batch, not while signing it.
+        let taken = rx.lock().await.recv_many(&mut batch, max_batch).await;
+        if taken == 0 {
+            return;
+        }
         sign_batch(&ledger, &mut batch).await;
         batch.clear();
     }

@@ -104,8 +104,9 @@ async fn two_mints_on_one_database_never_sign_or_spend_twice() {
 
     // Each mint signs for its own pool (messages 0..OWN for a, OWN..2*OWN for b) while every
     // other message is asked of both mints at once.
-    let signer_a = ShareSigner::spawn(a.ledger.clone(), 64).expect("signer a");
-    let signer_b = ShareSigner::spawn(b.ledger.clone(), 64).expect("signer b");
+    // Several batches in flight per mint, too, as the mints run on PostgreSQL.
+    let signer_a = ShareSigner::spawn_workers(a.ledger.clone(), 64, 4).expect("signer a");
+    let signer_b = ShareSigner::spawn_workers(b.ledger.clone(), 64, 4).expect("signer b");
     const OWN: usize = 120;
     const N: usize = 2 * OWN + 240;
     let outputs: Arc<Vec<Output>> = Arc::new(

@@ -69,6 +69,9 @@ pub enum BenchAction {
         /// Data directory (default: a fresh temp dir, removed after).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Put the mint on this (empty) PostgreSQL database instead of SQLite files.
+        #[arg(long, value_name = "URL")]
+        mint_db: Option<String>,
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
@@ -143,6 +146,7 @@ pub async fn run(action: BenchAction) -> anyhow::Result<()> {
             rate,
             window,
             data_dir,
+            mint_db,
             json,
         } => {
             let keep = data_dir.is_some();
@@ -154,6 +158,7 @@ pub async fn run(action: BenchAction) -> anyhow::Result<()> {
                 rate,
                 window,
                 data_dir: data_dir.clone(),
+                mint_db,
             };
             let report = crate::pipeline::run(&opts).await;
             if !keep {

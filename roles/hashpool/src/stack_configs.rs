@@ -221,6 +221,7 @@ impl StackConfigs {
                 pool_keys: vec![pool_key.public().to_string()],
                 max_amount_log2: ehash_protocol::difficulty::MAX_AMOUNT_LOG2,
                 signer_batch: 512,
+                signer_workers: None,
                 sign_threads: 2,
                 epoch_blocks: o.epoch_blocks,
                 accrual_epochs: o.accrual_epochs,

@@ -1,10 +1,10 @@
-//! The pipeline benchmark runs end to end (CI checks it runs and counts right, not its speed).
+//! The pipeline benchmark runs end to end, with the mint on SQLite and on PostgreSQL (CI checks
+//! it runs and counts right, not its speed).
 
 use hashpool::pipeline::{run, PipelineOptions};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipeline_bench_gets_every_share_signed() {
-    let dir = std::env::temp_dir().join(format!("hashpool-bench-pipeline-{}", std::process::id()));
+async fn every_share_signed(name: &str, mint_db: Option<String>) {
+    let dir = std::env::temp_dir().join(format!("hashpool-{name}-{}", std::process::id()));
     let opts = PipelineOptions {
         shares: 300,
         channels: 3,
@@ -12,6 +12,7 @@ async fn pipeline_bench_gets_every_share_signed() {
         rate: 0.0,
         window: 64,
         data_dir: dir.clone(),
+        mint_db,
     };
     let r = run(&opts).await.expect("bench runs");
     println!("{}", serde_json::to_string(&r).expect("json"));
@@ -22,4 +23,17 @@ async fn pipeline_bench_gets_every_share_signed() {
     assert!(r.limit_per_s > 0.0 && r.shares_per_s > 0.0 && r.ratio > 0.0);
     assert!(r.p99_us >= r.p50_us && r.p50_us > 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_bench_gets_every_share_signed() {
+    every_share_signed("bench-pipeline", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_bench_runs_with_the_mint_on_postgres() {
+    let url = hashpool_mint::testing::fresh_database("hp_it_bench_pipeline")
+        .await
+        .expect("PostgreSQL test server (deploy/test-postgres.sh)");
+    every_share_signed("bench-pipeline-pg", Some(url)).await;
 }

@@ -237,6 +237,16 @@ mod tests {
         let counted = one.settle_issue(std::slice::from_ref(&x), &[x.0]).await;
         assert_eq!(counted.unwrap(), vec![x]);
         assert_eq!(two.epochs().await.unwrap()[0].issued, 64 + 16);
+        // Two batches of one mint claimed the same message (a resend): the one whose commit
+        // lost releases its claim, the winner still counts it, once.
+        let y = entry(10, "k0", 4);
+        one.begin_issue(std::slice::from_ref(&y)).await.unwrap();
+        one.begin_issue(std::slice::from_ref(&y)).await.unwrap();
+        assert!(one.settle_issue(&[], &[y.0]).await.unwrap().is_empty());
+        let counted = one.settle_issue(std::slice::from_ref(&y), &[y.0]).await;
+        assert_eq!(counted.unwrap(), vec![y.clone()]);
+        assert!(one.pending_issue().await.unwrap().is_empty());
+        assert_eq!(one.epochs().await.unwrap()[0].issued, 64 + 16 + 4);
         // The rotation lock excludes the other process until dropped.
         let held = one.rotation_lock().await.unwrap();
         let waiting = tokio::spawn(async move { two.rotation_lock().await.map(|_| ()) });

@@ -1,7 +1,10 @@
 //! The epoch ledger on PostgreSQL, in the mint's database next to CDK's tables (`ehash_*`), so
 //! several mint processes share it. Counters move with `issued = issued + n` in the database,
 //! epoch rotations are serialised by a session advisory lock, and each process's write-ahead
-//! rows carry its owner name so a restarting mint settles only its own.
+//! rows carry its owner name so a restarting mint settles only its own. A mint commits several
+//! batches at once, and a resent request can put one blinded message in two of them: its row
+//! counts the batches that claimed it, so the batch whose CDK commit lost releases its claim
+//! without dropping the row the winning batch settles.
 
 use super::{i64_of, u64_of, BlockRow, EpochRow, EpochStore, IssueEntry, RotationLock, StoreError};
 use postgres_native_tls::MakeTlsConnector;
@@ -39,6 +42,7 @@ const SCHEMA: &str = "
         blinded BYTEA NOT NULL,
         keyset_id TEXT NOT NULL,
         amount BIGINT NOT NULL,
+        claims INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (owner, blinded)
     );";
 
@@ -220,8 +224,8 @@ impl EpochStore for PgEpochStore {
         c.execute(
             "INSERT INTO ehash_pending_issue (owner, blinded, keyset_id, amount)
              SELECT $1, b, k, a FROM UNNEST($2::bytea[], $3::text[], $4::bigint[]) AS t(b, k, a)
-             ON CONFLICT (owner, blinded)
-             DO UPDATE SET keyset_id = EXCLUDED.keyset_id, amount = EXCLUDED.amount",
+             ON CONFLICT (owner, blinded) DO UPDATE SET keyset_id = EXCLUDED.keyset_id,
+                 amount = EXCLUDED.amount, claims = ehash_pending_issue.claims + 1",
             &[&self.owner, &blinded, &keysets, &amounts],
         )
         .await?;
@@ -233,20 +237,40 @@ impl EpochStore for PgEpochStore {
         signed: &[IssueEntry],
         all: &[[u8; 33]],
     ) -> Result<Vec<IssueEntry>, StoreError> {
-        let mut points: Vec<&[u8]> = all.iter().map(|b| &b[..]).collect();
-        points.extend(signed.iter().map(|(b, _, _)| &b[..]));
+        let signed_points: Vec<&[u8]> = signed.iter().map(|(b, _, _)| &b[..]).collect();
+        let signed_set: HashSet<&[u8]> = signed_points.iter().copied().collect();
+        let released: Vec<&[u8]> = all
+            .iter()
+            .map(|b| &b[..])
+            .filter(|b| !signed_set.contains(b))
+            .collect();
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
+        // A committed signature counts once, whichever batches claimed it.
         let removed: HashSet<Vec<u8>> = tx
             .query(
                 "DELETE FROM ehash_pending_issue WHERE owner = $1 AND blinded = ANY($2)
                  RETURNING blinded",
-                &[&self.owner, &points],
+                &[&self.owner, &signed_points],
             )
             .await?
             .iter()
             .map(|r| r.try_get::<_, Vec<u8>>(0))
             .collect::<Result<_, _>>()?;
+        if !released.is_empty() {
+            tx.execute(
+                "UPDATE ehash_pending_issue SET claims = claims - 1
+                 WHERE owner = $1 AND blinded = ANY($2)",
+                &[&self.owner, &released],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM ehash_pending_issue
+                 WHERE owner = $1 AND blinded = ANY($2) AND claims <= 0",
+                &[&self.owner, &released],
+            )
+            .await?;
+        }
         let counted: Vec<IssueEntry> = signed
             .iter()
             .filter(|(b, _, _)| removed.contains(&b[..]))

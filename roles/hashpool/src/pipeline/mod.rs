@@ -31,6 +31,8 @@ pub struct PipelineOptions {
     pub window: u32,
     /// Data directory (removed first).
     pub data_dir: PathBuf,
+    /// PostgreSQL URL of an empty database for the mint; SQLite files if absent.
+    pub mint_db: Option<String>,
 }
 
 /// What a run measured.
@@ -144,6 +146,7 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         block_interval_secs: 1e6,
         initial_block_hashes: 1e30,
         epoch_blocks: 1_000_000,
+        mint_db: o.mint_db.clone(),
         ..Default::default()
     };
     let mut configs = StackConfigs::generate(&opts, DevnetPorts::EPHEMERAL)?;
