@@ -11,6 +11,7 @@ use cdk::nuts::{BlindSignature, BlindedMessage, CurrencyUnit, Id, MintKeySet};
 use cdk::secp256k1::{All, Secp256k1};
 use cdk_common::bitcoin::bip32::Xpriv;
 use cdk_common::database::MintKeysDatabase;
+use cdk_common::mint::MintKeySetInfo;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -46,6 +47,20 @@ impl EpochKeys {
         })
     }
 
+    /// The keys of `info` as CDK derives them (BIP32 at its derivation path).
+    fn derive(&self, info: &MintKeySetInfo) -> MintKeySet {
+        MintKeySet::generate_from_xpriv(
+            &self.secp,
+            self.xpriv,
+            &info.amounts,
+            info.unit.clone(),
+            info.derivation_path.clone(),
+            info.input_fee_ppk,
+            info.final_expiry,
+            info.id.get_version(),
+        )
+    }
+
     /// Checks that the seed derives every keyset in the database (all units), so a mint
     /// process started with another seed refuses to run instead of serving wrong keys.
     pub async fn check_seed(&self) -> Result<(), MintError> {
@@ -55,16 +70,7 @@ impl EpochKeys {
             tracing::debug!(error = %e, "read-only keyset transaction rollback");
         }
         for info in infos? {
-            let derived = MintKeySet::generate_from_xpriv(
-                &self.secp,
-                self.xpriv,
-                &info.amounts,
-                info.unit.clone(),
-                info.derivation_path.clone(),
-                info.input_fee_ppk,
-                info.final_expiry,
-                info.id.get_version(),
-            );
+            let derived = self.derive(&info);
             if derived.id != info.id {
                 return Err(MintError::Config {
                     key: "mint.seed",
@@ -95,16 +101,7 @@ impl EpochKeys {
             .into_iter()
             .find(|i| i.id == *id && i.unit == self.unit)
             .ok_or_else(|| MintError::Http(format!("keyset {id} is not an ehash keyset")))?;
-        let keyset = MintKeySet::generate_from_xpriv(
-            &self.secp,
-            self.xpriv,
-            &info.amounts,
-            info.unit.clone(),
-            info.derivation_path.clone(),
-            info.input_fee_ppk,
-            info.final_expiry,
-            info.id.get_version(),
-        );
+        let keyset = self.derive(&info);
         if keyset.id != *id {
             return Err(MintError::Http(format!(
                 "derived keys for keyset {id} give id {}; refusing to sign",

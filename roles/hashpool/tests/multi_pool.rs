@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    add_second_pool, cli_json, get, init_devnet, metric, scratch, translator_config, BIN,
+    add_second_farm, add_second_pool, cli_json, drained_totals, get, init_devnet, metric,
+    mint_knows_blocks, scratch, BIN,
 };
 use hashpool::process_stack::RoleProcesses;
 use std::path::Path;
@@ -17,33 +18,7 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
     init_devnet(&dir, base).await;
     let (pool2_addr, pool2_key) = add_second_pool(&dir, base);
     // A second translator (own wallet, ports) on the second pool, and a miner for it.
-    let (sv1_2, metrics_2) = (base + 15, base + 16);
-    translator_config(&dir, "translator2.toml", |t| {
-        t.insert(
-            "data_dir".into(),
-            dir.join("translator2").to_string_lossy().to_string().into(),
-        );
-        t.insert("sv1_listen".into(), format!("127.0.0.1:{sv1_2}").into());
-        t.insert(
-            "metrics_listen".into(),
-            format!("127.0.0.1:{metrics_2}").into(),
-        );
-        t.insert("pool_address".into(), pool2_addr.clone().into());
-        t.insert("pool_authority".into(), pool2_key.clone().into());
-        t.insert("user_identity".into(), "second-farm".into());
-    });
-    let miner = std::fs::read_to_string(dir.join("miner.toml")).expect("miner.toml");
-    let miner2: String = miner
-        .replace(
-            &format!("127.0.0.1:{}", base + 4),
-            &format!("127.0.0.1:{sv1_2}"),
-        )
-        .lines()
-        .filter(|l| !l.starts_with("metrics_listen"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert_ne!(miner, miner2, "miner url rewritten");
-    std::fs::write(dir.join("miner2.toml"), miner2).expect("write");
+    add_second_farm(&dir, base, &pool2_addr, &pool2_key);
 
     let mut stack = RoleProcesses::new(Path::new(BIN), &dir, "info");
     stack
@@ -94,30 +69,12 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
     for role in ["miner", "miner2"] {
         stack.stop(role).await.expect("miner stops");
     }
-    // Every journaled share signed, then the pools stop.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut acknowledged = 0u64;
-    let mut blocks_by_pools = 0u64;
-    for (name, port) in [("pool.toml", pool_metrics), ("pool2.toml", pool2_metrics)] {
-        let path = dir.join(name).to_string_lossy().to_string();
-        let totals = loop {
-            let t = cli_json(&["pool", "-c", &path, "stats", "--json"]).await;
-            if t["open"] == 0 {
-                break t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: journal never drained: {t}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
-        acknowledged += totals["accepted_amount"].as_u64().unwrap_or(0);
-        let m = get(port, "/metrics")
-            .await
-            .map(|(_, m)| m)
-            .unwrap_or_default();
-        blocks_by_pools += metric(&m, "hashpool_pool_blocks_found_total") as u64;
-    }
+    // Every journaled share signed.
+    let (acknowledged, blocks_by_pools) = drained_totals(
+        &dir,
+        &[("pool.toml", pool_metrics), ("pool2.toml", pool2_metrics)],
+    )
+    .await;
     // The mint's ledger: issued = both pools' acknowledged HASH, and it knows both pools'
     // blocks (reports are resent until acknowledged, so give them a moment).
     let mint_toml = dir.join("mint.toml").to_string_lossy().to_string();
@@ -128,21 +85,8 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
         Some(acknowledged),
         "{stats}"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = get(base + 2, "/hashpool/v1/epochs").await.expect("epochs");
-        let l: serde_json::Value = serde_json::from_str(&body).expect("json");
-        if l["blocks_found"].as_u64() == Some(blocks_by_pools) {
-            println!("acknowledged {acknowledged} HASH, {blocks_by_pools} blocks: {stats}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "mint knows {} of {blocks_by_pools} blocks",
-            l["blocks_found"]
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    mint_knows_blocks(base + 2, blocks_by_pools).await;
+    println!("acknowledged {acknowledged} HASH, {blocks_by_pools} blocks: {stats}");
     stack.stop_all().await.expect("stop");
     let _ = std::fs::remove_dir_all(&dir);
 }

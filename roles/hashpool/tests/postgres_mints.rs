@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    add_second_pool, cli_json, get, init_devnet, metric, pool_config, scratch, translator_config,
-    BIN,
+    add_second_farm, add_second_pool, cli_json, drained_totals, get, init_devnet, metric,
+    mint_knows_blocks, pool_config, scratch, BIN,
 };
 use hashpool::process_stack::RoleProcesses;
 use std::path::Path;
@@ -93,32 +93,7 @@ async fn two_mint_processes_share_one_postgres_ledger_and_back_each_other_up() {
         p.insert("fallback_mints".into(), endpoint(&mint1_addr, &mint1_key));
     });
     // A translator and a miner for the second pool.
-    let (sv1_2, translator2_metrics) = (base + 15, base + 16);
-    translator_config(&dir, "translator2.toml", |t| {
-        t.insert(
-            "data_dir".into(),
-            dir.join("translator2").to_string_lossy().to_string().into(),
-        );
-        t.insert("sv1_listen".into(), format!("127.0.0.1:{sv1_2}").into());
-        t.insert(
-            "metrics_listen".into(),
-            format!("127.0.0.1:{translator2_metrics}").into(),
-        );
-        t.insert("pool_address".into(), pool2_addr.clone().into());
-        t.insert("pool_authority".into(), pool2_key.clone().into());
-        t.insert("user_identity".into(), "second-farm".into());
-    });
-    let miner = std::fs::read_to_string(dir.join("miner.toml")).expect("miner.toml");
-    let miner2: String = miner
-        .replace(
-            &format!("127.0.0.1:{}", base + 4),
-            &format!("127.0.0.1:{sv1_2}"),
-        )
-        .lines()
-        .filter(|l| !l.starts_with("metrics_listen"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("miner2.toml"), miner2).expect("miner2.toml");
+    add_second_farm(&dir, base, &pool2_addr, &pool2_key);
 
     let mut stack = RoleProcesses::new(Path::new(BIN), &dir, "info");
     stack
@@ -242,24 +217,11 @@ async fn two_mint_processes_share_one_postgres_ledger_and_back_each_other_up() {
     for role in ["miner", "miner2"] {
         stack.stop(role).await.expect("miner stops");
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut acknowledged, mut blocks_by_pools) = (0u64, 0u64);
-    for (name, port) in [("pool.toml", pool_metrics), ("pool2.toml", pool2_metrics)] {
-        let path = dir.join(name).to_string_lossy().to_string();
-        let totals = loop {
-            let t = cli_json(&["pool", "-c", &path, "stats", "--json"]).await;
-            if t["open"] == 0 {
-                break t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name}: journal never drained: {t}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
-        acknowledged += totals["accepted_amount"].as_u64().unwrap_or(0);
-        blocks_by_pools += metric(&metrics(port).await, "hashpool_pool_blocks_found_total") as u64;
-    }
+    let (acknowledged, blocks_by_pools) = drained_totals(
+        &dir,
+        &[("pool.toml", pool_metrics), ("pool2.toml", pool2_metrics)],
+    )
+    .await;
     let mint2_toml = dir.join("mint2.toml").to_string_lossy().to_string();
     let stats = cli_json(&["mint", "-c", &mint2_toml, "stats", "--json"]).await;
     assert_eq!(stats["issued"].as_u64(), Some(acknowledged), "{stats}");
@@ -268,23 +230,9 @@ async fn two_mint_processes_share_one_postgres_ledger_and_back_each_other_up() {
         Some(acknowledged),
         "{stats}"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, body) = get(mint2_http, "/hashpool/v1/epochs")
-            .await
-            .expect("epochs");
-        let l: serde_json::Value = serde_json::from_str(&body).expect("json");
-        if l["blocks_found"].as_u64() == Some(blocks_by_pools) {
-            println!("acknowledged {acknowledged} HASH, {blocks_by_pools} blocks: {stats}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "mint knows {} of {blocks_by_pools} blocks",
-            l["blocks_found"]
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    mint_knows_blocks(mint2_http, blocks_by_pools).await;
+    println!("acknowledged {acknowledged} HASH, {blocks_by_pools} blocks: {stats}");
+
     // No ehash lost to the failover: both wallets, restored from their seeds alone (with the
     // first mint back), hold exactly what the mints issued.
     stack

@@ -77,7 +77,6 @@ impl EpochStore for SqliteEpochStore {
         Ok(RotationLock::local())
     }
 
-    /// Every epoch, oldest first.
     async fn epochs(&self) -> Result<Vec<EpochRow>, StoreError> {
         self.with(|db| {
             let mut stmt = db.prepare(
@@ -100,7 +99,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Opens `epoch` (keyset still unknown) and closes `previous` in one transaction.
     async fn open_epoch(
         &self,
         epoch: u32,
@@ -125,7 +123,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Records the keyset of `epoch` once its rotation is done.
     async fn set_keyset(&self, epoch: u32, keyset_id: &str) -> Result<(), StoreError> {
         self.with(|db| {
             db.execute(
@@ -136,7 +133,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Fixes the credit of `epoch`.
     async fn finalize(&self, epoch: u32, credit_msat: u64, now: i64) -> Result<(), StoreError> {
         self.with(|db| {
             db.execute(
@@ -148,7 +144,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Write-ahead of a signing batch.
     async fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -168,10 +163,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Settles a batch: `signed` are the entries CDK committed (their amounts count as issued
-    /// to the epoch of their keyset); every other pending entry of `all` is dropped. An entry
-    /// counts only if its pending row is still there, so settling twice counts once. Returns
-    /// the entries counted now.
     async fn settle_issue(
         &self,
         signed: &[IssueEntry],
@@ -188,7 +179,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Pending issue entries left by a crash.
     async fn pending_issue(&self) -> Result<Vec<IssueEntry>, StoreError> {
         self.with(|db| {
             let mut stmt = db.prepare("SELECT blinded, keyset_id, amount FROM pending_issue")?;
@@ -207,7 +197,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Every found block.
     async fn blocks(&self) -> Result<Vec<BlockRow>, StoreError> {
         self.with(|db| {
             let mut stmt = db.prepare(
@@ -229,7 +218,6 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
-    /// Inserts or updates a found block.
     async fn upsert_block(&self, b: &BlockRow, now: i64) -> Result<(), StoreError> {
         self.with(|db| {
             db.execute(

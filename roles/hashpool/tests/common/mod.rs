@@ -154,3 +154,81 @@ pub fn pool_config(dir: &Path, edit: impl FnOnce(&mut toml::Table)) {
     edit(&mut t);
     save(dir, "pool.toml", &t);
 }
+
+/// A second farm for the second pool: `translator2.toml` (own wallet; SV1 on `base+15`,
+/// metrics on `base+16`, user `second-farm`) and `miner2.toml` pointed at it.
+pub fn add_second_farm(dir: &Path, base: u16, pool2_addr: &str, pool2_key: &str) {
+    let (sv1, metrics) = (base + 15, base + 16);
+    translator_config(dir, "translator2.toml", |t| {
+        t.insert(
+            "data_dir".into(),
+            dir.join("translator2").to_string_lossy().to_string().into(),
+        );
+        t.insert("sv1_listen".into(), format!("127.0.0.1:{sv1}").into());
+        t.insert(
+            "metrics_listen".into(),
+            format!("127.0.0.1:{metrics}").into(),
+        );
+        t.insert("pool_address".into(), pool2_addr.into());
+        t.insert("pool_authority".into(), pool2_key.into());
+        t.insert("user_identity".into(), "second-farm".into());
+    });
+    let miner = std::fs::read_to_string(dir.join("miner.toml")).expect("miner.toml");
+    let miner2: String = miner
+        .replace(
+            &format!("127.0.0.1:{}", base + 4),
+            &format!("127.0.0.1:{sv1}"),
+        )
+        .lines()
+        .filter(|l| !l.starts_with("metrics_listen"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(miner, miner2, "miner url rewritten");
+    std::fs::write(dir.join("miner2.toml"), miner2).expect("write miner2.toml");
+}
+
+/// Waits until each pool (`(config file, metrics port)`) has no share waiting for the mint;
+/// returns the HASH they acknowledged and the blocks they found, summed.
+pub async fn drained_totals(dir: &Path, pools: &[(&str, u16)]) -> (u64, u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut acknowledged, mut blocks) = (0u64, 0u64);
+    for (name, port) in pools {
+        let path = dir.join(name).to_string_lossy().to_string();
+        let totals = loop {
+            let t = cli_json(&["pool", "-c", &path, "stats", "--json"]).await;
+            if t["open"] == 0 {
+                break t;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: journal never drained: {t}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        };
+        acknowledged += totals["accepted_amount"].as_u64().unwrap_or(0);
+        let m = get(*port, "/metrics")
+            .await
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        blocks += metric(&m, "hashpool_pool_blocks_found_total") as u64;
+    }
+    (acknowledged, blocks)
+}
+
+/// Waits until the mint whose HTTP API is on `port` knows `blocks` found blocks.
+pub async fn mint_knows_blocks(port: u16, blocks: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, body) = get(port, "/hashpool/v1/epochs").await.expect("epochs");
+        let l: serde_json::Value = serde_json::from_str(&body).expect("json");
+        if l["blocks_found"].as_u64() == Some(blocks) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mint knows {} of {blocks} blocks",
+            l["blocks_found"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
