@@ -63,6 +63,8 @@ pub struct Reorg {
     pub orphaned: Vec<[u8; 32]>,
     /// Blocks of the new branch (internal order).
     pub new_blocks: Vec<[u8; 32]>,
+    /// Their coinbase txids (each pays the subsidy to `OP_TRUE`).
+    pub coinbase_txids: Vec<[u8; 32]>,
 }
 
 /// Bitcoin Core's chainstate for the devnet, serialized behind a mutex (the kernel's
@@ -190,12 +192,17 @@ impl KernelChain {
             times.reverse();
             let mut prev = fork.block_hash().to_bytes();
             let mut new_blocks = Vec::with_capacity(depth as usize + 1);
+            let mut coinbase_txids = Vec::with_capacity(depth as usize + 1);
             for i in 0..=depth {
                 let height = fork_height + 1 + i;
                 let mut window = times[times.len().saturating_sub(11)..].to_vec();
                 window.sort_unstable();
                 let time = now.max(window[window.len() / 2] + 1);
-                let (raw, hash) = crate::template::branch_block(prev, height, time, now, i)
+                let crate::template::BranchBlock {
+                    raw,
+                    hash,
+                    coinbase_txid: coinbase,
+                } = crate::template::branch_block(prev, height, time, now, i)
                     .map_err(|e| ChainError::Kernel(e.to_string()))?;
                 let block = Block::new(&raw).map_err(|e| ChainError::Kernel(format!("{e:?}")))?;
                 if cm.process_block(&block).is_rejected() {
@@ -206,6 +213,7 @@ impl KernelChain {
                 times.push(time);
                 prev = hash;
                 new_blocks.push(hash);
+                coinbase_txids.push(coinbase);
             }
             if cm.active_chain().tip().block_hash().to_bytes() != prev {
                 return Err(ChainError::Kernel(
@@ -216,6 +224,7 @@ impl KernelChain {
                 fork_height,
                 orphaned,
                 new_blocks,
+                coinbase_txids,
             })
         })?
     }

@@ -25,6 +25,10 @@ pub struct TemplateProviderConfig {
     /// Where to serve `/metrics` and `/health` (none if absent).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Transactions of its own each template carries (0: coinbase-only templates). On first
+    /// use the template provider pre-mines 110 blocks whose coinbases these transactions spend.
+    #[serde(default)]
+    pub mempool_txs: u32,
 }
 
 fn default_interval() -> f64 {
@@ -42,6 +46,7 @@ impl Validate for TemplateProviderConfig {
         // Benchmarks use a huge interval for "never a block"; only the Duration range is a limit.
         seconds("block_interval_secs", self.block_interval_secs, 1e12)?;
         positive("initial_block_hashes", self.initial_block_hashes)?;
+        hashpool_ops_http::config_check::within("mempool_txs", self.mempool_txs, 0, 1_000)?;
         Ok(())
     }
 }
@@ -59,6 +64,7 @@ mod tests {
             block_interval_secs: 10.0,
             initial_block_hashes: 1e6,
             metrics_listen: None,
+            mempool_txs: 0,
         };
         assert_eq!(c.validate(), Ok(()));
         c.initial_block_hashes = f64::INFINITY;

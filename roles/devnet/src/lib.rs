@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod mempool;
 pub mod metrics;
 pub mod pacing;
 pub mod rpc;
@@ -81,6 +82,57 @@ impl TemplateProviderHandle {
     }
 }
 
+/// Blocks pre-mined for the devnet's own transactions: their coinbases mature 100 blocks
+/// later, so the first 10 are spendable at once.
+pub const PREMINE_BLOCKS: u32 = 110;
+
+/// Loads the devnet coins, pre-mining their blocks on first use.
+async fn open_mempool(
+    config: &TemplateProviderConfig,
+    chain: Arc<KernelChain>,
+) -> Result<mempool::DevnetMempool, TemplateProviderError> {
+    let coin_err = |e: mempool::MempoolError| TemplateProviderError::Config {
+        key: "mempool_txs",
+        reason: e.to_string(),
+    };
+    let mut pool = mempool::DevnetMempool::load(&config.data_dir, config.mempool_txs as usize)
+        .map_err(coin_err)?;
+    if !pool.is_empty() {
+        return Ok(pool);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0);
+    let mined = tokio::task::spawn_blocking(move || {
+        let mut mined = Vec::with_capacity(PREMINE_BLOCKS as usize);
+        for _ in 0..PREMINE_BLOCKS {
+            let r = chain.mine_competing_branch(0, now)?;
+            let height = r.fork_height + 1;
+            for txid in r.coinbase_txids {
+                mined.push((txid, height));
+            }
+        }
+        Ok::<_, chain::ChainError>(mined)
+    })
+    .await
+    .map_err(|e| chain::ChainError::Kernel(e.to_string()))??;
+    for (txid, height) in mined {
+        use stratum_core::bitcoin::hashes::Hash;
+        pool.add_coinbase(
+            stratum_core::bitcoin::Txid::from_byte_array(txid),
+            chain::regtest_subsidy(height),
+            height,
+        );
+    }
+    pool.save().map_err(coin_err)?;
+    tracing::info!(
+        blocks = PREMINE_BLOCKS,
+        "pre-mined coins for the devnet's own transactions"
+    );
+    Ok(pool)
+}
+
 /// Opens the chain and starts serving TDP.
 pub async fn start(
     config: TemplateProviderConfig,
@@ -101,7 +153,12 @@ pub async fn start(
         Duration::from_secs_f64(config.block_interval_secs),
         config.initial_block_hashes,
     );
-    let state = TemplateState::new(chain, pacer).map_err(chain::ChainError::Kernel)?;
+    let mempool = if config.mempool_txs > 0 {
+        Some(open_mempool(&config, chain.clone()).await?)
+    } else {
+        None
+    };
+    let state = TemplateState::new(chain, pacer, mempool).map_err(chain::ChainError::Kernel)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| TemplateProviderError::Bind {

@@ -1,6 +1,7 @@
 //! The Template Distribution Protocol server (Noise responder).
 
-use crate::chain::{BlockOutcome, KernelChain};
+use crate::chain::{BlockOutcome, KernelChain, Tip};
+use crate::mempool::DevnetMempool;
 use crate::pacing::{difficulty_of, BlockPacer};
 use crate::template::TemplateRecord;
 use std::collections::BTreeMap;
@@ -44,6 +45,11 @@ pub struct TemplateState {
     pub blocks_accepted: AtomicU64,
     /// Pools connected now.
     pub pools_connected: AtomicU64,
+    /// Transactions after the coinbase in the blocks accepted since start.
+    pub block_txs: AtomicU64,
+    /// Their fees, sats.
+    pub block_fees: AtomicU64,
+    mempool: Option<Mutex<DevnetMempool>>,
 }
 
 /// Counts a pool connection while it lives.
@@ -75,10 +81,15 @@ impl TemplateState {
         self.next_id.load(Ordering::Relaxed).saturating_sub(2)
     }
 
-    /// State on the chain's current tip.
-    pub fn new(chain: Arc<KernelChain>, pacer: BlockPacer) -> Result<Arc<Self>, String> {
+    /// State on the chain's current tip; templates carry the transactions of `mempool`, if any.
+    pub fn new(
+        chain: Arc<KernelChain>,
+        pacer: BlockPacer,
+        mempool: Option<DevnetMempool>,
+    ) -> Result<Arc<Self>, String> {
         let tip = chain.tip().map_err(|e| e.to_string())?;
-        let template = TemplateRecord::on_tip(1, &tip, now_secs());
+        let mempool = mempool.map(Mutex::new);
+        let template = template_on(1, &tip, mempool.as_ref());
         let first = Announcement {
             template: template.clone(),
             target: pacer.target_le(),
@@ -92,6 +103,9 @@ impl TemplateState {
             current,
             blocks_accepted: AtomicU64::new(0),
             pools_connected: AtomicU64::new(0),
+            block_txs: AtomicU64::new(0),
+            block_fees: AtomicU64::new(0),
+            mempool,
         };
         Ok(Arc::new(state))
     }
@@ -105,7 +119,7 @@ impl TemplateState {
     fn announce(&self) -> Result<(), String> {
         let tip = self.chain.tip().map_err(|e| e.to_string())?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let template = TemplateRecord::on_tip(id, &tip, now_secs());
+        let template = template_on(id, &tip, self.mempool.as_ref());
         let target = self.pacer.lock().map_err(|_| "pacer poisoned")?.target_le();
         {
             let mut t = self.templates.lock().map_err(|_| "templates poisoned")?;
@@ -117,6 +131,8 @@ impl TemplateState {
         tracing::info!(
             height = template.height,
             template_id = id,
+            txs = template.txs.len(),
+            value = template.value,
             block_hashes = difficulty_of(&target),
             "new template"
         );
@@ -168,8 +184,13 @@ impl TemplateState {
             return Ok(BlockOutcome::Rejected);
         }
         let outcome = self.chain.submit(&raw).map_err(|e| e.to_string())?;
+        self.settle_mempool(&record, outcome);
         if outcome == BlockOutcome::Accepted {
             self.blocks_accepted.fetch_add(1, Ordering::Relaxed);
+            self.block_txs
+                .fetch_add(record.txs.len() as u64, Ordering::Relaxed);
+            self.block_fees
+                .fetch_add(crate::mempool::fees(&record.txs), Ordering::Relaxed);
             tracing::info!(height = record.height, hash = %crate::rpc::display_hash(hash), "block accepted by the kernel");
             if let Ok(mut p) = self.pacer.lock() {
                 p.on_block();
@@ -179,6 +200,29 @@ impl TemplateState {
             tracing::warn!(height = record.height, ?outcome, "block not connected");
         }
         Ok(outcome)
+    }
+
+    /// Moves the coins after a block: an accepted block's transactions spend theirs and make
+    /// new ones; a rejected block's transactions drop theirs (after a reorg the coin list may
+    /// name outputs the chain no longer has, and the kernel refusing them is how we learn it).
+    fn settle_mempool(&self, record: &TemplateRecord, outcome: BlockOutcome) {
+        let Some(mempool) = &self.mempool else { return };
+        if record.txs.is_empty() || outcome == BlockOutcome::Duplicate {
+            return;
+        }
+        let Ok(mut m) = mempool.lock() else { return };
+        if outcome == BlockOutcome::Accepted {
+            m.on_block(&record.txs);
+        } else {
+            m.forget_spent_by(&record.txs);
+            tracing::warn!(
+                txs = record.txs.len(),
+                "block with devnet transactions refused; their coins dropped"
+            );
+        }
+        if let Err(e) = m.save() {
+            tracing::error!(error = %e, "devnet coins not saved");
+        }
     }
 
     /// Devnet only: orphans the last `depth` blocks by mining a longer branch, then announces
@@ -196,6 +240,18 @@ impl TemplateState {
         );
         self.announce()?;
         Ok(reorg)
+    }
+}
+
+/// A template on `tip`, with the mempool's transactions for its height.
+fn template_on(id: u64, tip: &Tip, mempool: Option<&Mutex<DevnetMempool>>) -> TemplateRecord {
+    let record = TemplateRecord::on_tip(id, tip, now_secs());
+    match mempool.and_then(|m| m.lock().ok()) {
+        Some(m) => {
+            let txs = m.transactions_for(record.height);
+            record.with_transactions(txs)
+        }
+        None => record,
     }
 }
 

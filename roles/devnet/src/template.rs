@@ -1,7 +1,9 @@
-//! Coinbase-only block templates and block assembly from a submitted solution.
+//! Block templates (coinbase-only, or with the devnet's own transactions) and block assembly
+//! from a submitted solution.
 
 use crate::chain::{regtest_subsidy, Tip, REGTEST_NBITS};
 use binary_sv2::{B0255Owned, B064KOwned, Seq0255Owned, U256Owned};
+use std::sync::Arc;
 use stratum_core::bitcoin::block::{Header, Version};
 use stratum_core::bitcoin::consensus::{deserialize, serialize};
 use stratum_core::bitcoin::hashes::{sha256d, Hash};
@@ -38,6 +40,8 @@ pub struct TemplateRecord {
     pub value: u64,
     /// Minimum header time.
     pub min_time: u32,
+    /// Transactions after the coinbase.
+    pub txs: Arc<Vec<Transaction>>,
 }
 
 impl TemplateRecord {
@@ -50,7 +54,15 @@ impl TemplateRecord {
             height,
             value: regtest_subsidy(height),
             min_time: now.max(tip.median_time_past + 1),
+            txs: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same template carrying `txs` after the coinbase; their fees join the coinbase value.
+    pub fn with_transactions(mut self, txs: Vec<Transaction>) -> Self {
+        self.value += crate::mempool::fees(&txs);
+        self.txs = Arc::new(txs);
+        self
     }
 
     /// `NewTemplate` for this record.
@@ -59,7 +71,7 @@ impl TemplateRecord {
             .push_int(i64::from(self.height))
             .into_script()
             .into_bytes();
-        let outputs = serialize(&witness_commitment_output());
+        let outputs = serialize(&witness_commitment_output_for(&self.txs));
         Ok(NewTemplateOwned {
             template_id: self.id,
             future_template: future,
@@ -73,8 +85,13 @@ impl TemplateRecord {
             coinbase_tx_outputs: B064KOwned::try_from(outputs)
                 .map_err(|_| TemplateError::Encode("coinbase_tx_outputs"))?,
             coinbase_tx_locktime: 0,
-            merkle_path: Seq0255Owned::new(Vec::new())
-                .map_err(|_| TemplateError::Encode("merkle_path"))?,
+            merkle_path: Seq0255Owned::new(
+                crate::mempool::coinbase_merkle_path(&self.txs)
+                    .into_iter()
+                    .map(U256Owned::from)
+                    .collect(),
+            )
+            .map_err(|_| TemplateError::Encode("merkle_path"))?,
         })
     }
 
@@ -99,7 +116,14 @@ impl TemplateRecord {
     ) -> Result<(Vec<u8>, [u8; 32]), TemplateError> {
         let tx: Transaction =
             deserialize(coinbase).map_err(|e| TemplateError::BadCoinbase(e.to_string()))?;
-        let merkle_root = TxMerkleNode::from_raw_hash(tx.compute_txid().to_raw_hash());
+        let txdata: Vec<Transaction> = std::iter::once(tx)
+            .chain(self.txs.iter().cloned())
+            .collect();
+        let merkle_root = stratum_core::bitcoin::merkle_tree::calculate_root(
+            txdata.iter().map(|t| t.compute_txid().to_raw_hash()),
+        )
+        .map(TxMerkleNode::from_raw_hash)
+        .ok_or(TemplateError::Encode("merkle root of no transactions"))?;
         let header = Header {
             version: Version::from_consensus(version as i32),
             prev_blockhash: BlockHash::from_byte_array(self.prev_hash),
@@ -109,23 +133,31 @@ impl TemplateRecord {
             nonce,
         };
         let hash = header.block_hash().to_byte_array();
-        let block = Block {
-            header,
-            txdata: vec![tx],
-        };
+        let block = Block { header, txdata };
         Ok((serialize(&block), hash))
     }
 }
 
-/// A coinbase-only block on `prev` at `height` for a devnet reorg; `tag` and `index` in the
-/// coinbase make it differ from every block mined before. Returns (raw block, hash).
+/// A mined block of a devnet reorg branch or pre-mine.
+pub struct BranchBlock {
+    /// The serialized block.
+    pub raw: Vec<u8>,
+    /// Its hash (internal order).
+    pub hash: [u8; 32],
+    /// Its coinbase txid (internal order).
+    pub coinbase_txid: [u8; 32],
+}
+
+/// A coinbase-only block on `prev` at `height` for a devnet reorg or pre-mine; `tag` and
+/// `index` in the coinbase make it differ from every block mined before; its coinbase pays
+/// `OP_TRUE`.
 pub fn branch_block(
     prev: [u8; 32],
     height: u32,
     time: u32,
     tag: u32,
     index: u32,
-) -> Result<(Vec<u8>, [u8; 32]), TemplateError> {
+) -> Result<BranchBlock, TemplateError> {
     use stratum_core::bitcoin::{
         absolute::LockTime, transaction, OutPoint, Sequence, TxIn, Witness,
     };
@@ -148,12 +180,13 @@ pub fn branch_block(
             TxOut {
                 value: Amount::from_sat(regtest_subsidy(height)),
                 // OP_TRUE: nobody's payout, spendable by anyone on this throwaway chain.
-                script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
+                script_pubkey: crate::mempool::anyone_can_spend(),
             },
             witness_commitment_output(),
         ],
     };
-    let merkle_root = TxMerkleNode::from_raw_hash(coinbase.compute_txid().to_raw_hash());
+    let coinbase_txid = coinbase.compute_txid();
+    let merkle_root = TxMerkleNode::from_raw_hash(coinbase_txid.to_raw_hash());
     let mut header = Header {
         version: Version::from_consensus(BLOCK_VERSION as i32),
         prev_blockhash: BlockHash::from_byte_array(prev),
@@ -174,19 +207,41 @@ pub fn branch_block(
         header,
         txdata: vec![coinbase],
     };
-    Ok((serialize(&block), hash))
+    Ok(BranchBlock {
+        raw: serialize(&block),
+        hash,
+        coinbase_txid: coinbase_txid.to_byte_array(),
+    })
+}
+
+/// The BIP141 commitment of a block of a coinbase (witness: 32 zero bytes) and `txs`: the
+/// witness root over the coinbase (zero) and the transactions' wtxids, committed with the
+/// coinbase's zero nonce.
+pub fn witness_commitment_output_for(txs: &[Transaction]) -> TxOut {
+    if txs.is_empty() {
+        return witness_commitment_output();
+    }
+    let leaves = std::iter::once(sha256d::Hash::from_byte_array([0; 32]))
+        .chain(txs.iter().map(|t| t.compute_wtxid().to_raw_hash()));
+    let root = stratum_core::bitcoin::merkle_tree::calculate_root(leaves)
+        .map(|h| h.to_byte_array())
+        .unwrap_or([0; 32]);
+    let mut preimage = [0u8; 64];
+    preimage[..32].copy_from_slice(&root);
+    commitment_output(sha256d::Hash::hash(&preimage).to_byte_array())
+}
+
+fn commitment_output(commitment: [u8; 32]) -> TxOut {
+    let mut script = vec![0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+    script.extend_from_slice(&commitment);
+    TxOut {
+        value: Amount::ZERO,
+        script_pubkey: ScriptBuf::from_bytes(script),
+    }
 }
 
 /// The BIP141 commitment of a coinbase-only block whose coinbase witness is 32 zero bytes:
 /// witness root = 0 (the coinbase's wtxid counts as zero), commitment = sha256d(root ‖ nonce).
 pub fn witness_commitment_output() -> TxOut {
-    let commitment = sha256d::Hash::hash(&[0u8; 64]).to_byte_array();
-    let mut data = vec![0xaa, 0x21, 0xa9, 0xed];
-    data.extend_from_slice(&commitment);
-    let mut script = vec![0x6a, 0x24];
-    script.extend_from_slice(&data);
-    TxOut {
-        value: Amount::ZERO,
-        script_pubkey: ScriptBuf::from_bytes(script),
-    }
+    commitment_output(sha256d::Hash::hash(&[0u8; 64]).to_byte_array())
 }

@@ -47,6 +47,8 @@ pub struct DevnetOptions {
     pub buyback_quote_secs: u64,
     /// PostgreSQL URL of the mint's database; SQLite in the mint's data dir if absent.
     pub mint_db: Option<String>,
+    /// Transactions of its own each template carries (0: coinbase-only).
+    pub mempool_txs: u32,
 }
 
 impl Default for DevnetOptions {
@@ -67,6 +69,7 @@ impl Default for DevnetOptions {
             pool_fee_ppm: 20_000,
             buyback_quote_secs: 60,
             mint_db: None,
+            mempool_txs: 0,
         }
     }
 }
@@ -104,6 +107,10 @@ pub struct DevnetReport {
     pub sats_issued: u64,
     /// The mint's proof of liabilities balances: final credits ≤ matured rewards − fees.
     pub solvent: bool,
+    /// Transactions beyond the coinbase in the blocks the kernel accepted.
+    pub block_txs: u64,
+    /// Their fees, sats (part of the rewards the pool recorded).
+    pub block_fees_sats: u64,
 }
 
 /// A running stack.
@@ -280,6 +287,8 @@ impl DevnetStack {
             matured_rewards_sats: liabilities.matured_rewards_sat,
             sats_issued,
             solvent: liabilities.solvent,
+            block_txs: self.tp.state.block_txs.load(Ordering::Relaxed),
+            block_fees_sats: self.tp.state.block_fees.load(Ordering::Relaxed),
         })
     }
 

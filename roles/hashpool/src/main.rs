@@ -111,6 +111,10 @@ struct DevnetRunArgs {
     /// `postgresql://user:password@127.0.0.1/hashpool`) instead of SQLite files.
     #[arg(long, value_name = "URL")]
     mint_db: Option<String>,
+    /// Transactions of its own each template carries (the template provider first pre-mines
+    /// 110 blocks whose coinbases they spend); 0: coinbase-only templates.
+    #[arg(long, default_value_t = 0)]
+    mempool_txs: u32,
     #[command(flatten)]
     epochs: EpochArgs,
 }
@@ -139,6 +143,9 @@ enum DevnetAction {
         /// Put the mint on this PostgreSQL database instead of SQLite files.
         #[arg(long, value_name = "URL")]
         mint_db: Option<String>,
+        /// Transactions of its own each template carries (0: coinbase-only templates).
+        #[arg(long, default_value_t = 0)]
+        mempool_txs: u32,
         #[command(flatten)]
         epochs: EpochArgs,
     },
@@ -292,6 +299,7 @@ async fn main() -> anyhow::Result<()> {
                     block_interval,
                     shares_per_minute,
                     mint_db,
+                    mempool_txs,
                     epochs,
                 }),
             ..
@@ -305,6 +313,7 @@ async fn main() -> anyhow::Result<()> {
                 block_interval_secs: block_interval,
                 shares_per_minute,
                 mint_db,
+                mempool_txs,
                 epoch_blocks: epochs.epoch_blocks,
                 accrual_epochs: epochs.accrual_epochs,
                 maturity: epochs.maturity,
@@ -350,6 +359,7 @@ async fn main() -> anyhow::Result<()> {
                 accrual_epochs: run.epochs.accrual_epochs,
                 maturity: run.epochs.maturity,
                 mint_db: run.mint_db,
+                mempool_txs: run.mempool_txs,
                 ..Default::default()
             };
             run_devnet(opts, run.until_blocks).await

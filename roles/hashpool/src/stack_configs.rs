@@ -211,6 +211,7 @@ impl StackConfigs {
                 block_interval_secs: o.block_interval_secs,
                 initial_block_hashes: o.initial_block_hashes,
                 metrics_listen: Some(local(ports.tp_metrics)),
+                mempool_txs: o.mempool_txs,
             },
             mint: MintConfig {
                 data_dir: d.join("mint"),
