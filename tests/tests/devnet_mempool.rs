@@ -55,3 +55,106 @@ async fn found_blocks_carry_the_template_transactions_and_their_fees() {
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
+
+/// The template provider answers `RequestTransactionData` (over Noise, TDP) with the
+/// transactions a template carries: they rebuild its merkle path and make up its fees. A
+/// template it never issued gets `template-id-not-found`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_provider_serves_its_templates_transactions() {
+    use stratum_core::bitcoin::consensus::deserialize;
+    use stratum_core::bitcoin::Transaction;
+    use stratum_core::common_messages_sv2::Protocol;
+    use stratum_core::parsers_sv2::TemplateDistribution;
+    use stratum_core::template_distribution_sv2::{
+        CoinbaseOutputConstraints, RequestTransactionData,
+        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
+    };
+    init_logs();
+    let dir = fast_devnet("tp-txdata").data_dir;
+    let tp = hashpool_devnet::start(hashpool_devnet::TemplateProviderConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        rpc_listen: None,
+        block_interval_secs: 60.0,
+        initial_block_hashes: 1e9,
+        metrics_listen: None,
+        mempool_txs: 2,
+    })
+    .await
+    .expect("template provider");
+    let (mut reader, sender) = sv2_io::connect_with_setup(
+        &tp.addr.to_string(),
+        &tp.authority,
+        Protocol::TemplateDistributionProtocol,
+        0,
+    )
+    .await
+    .expect("TDP link");
+    let constraints = CoinbaseOutputConstraints {
+        coinbase_output_max_additional_size: 100,
+        coinbase_output_max_additional_sigops: 0,
+    };
+    let frame = sv2_io::encode(
+        constraints,
+        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
+        0,
+        false,
+    )
+    .expect("encode");
+    sender.send(frame).await.expect("send");
+    let (template_id, value, path) = loop {
+        let mut f = reader.next().await.expect("frame");
+        let (_, t) = sv2_io::frame::kind(&f);
+        if let Ok(TemplateDistribution::NewTemplate(nt)) =
+            TemplateDistribution::try_from((t, f.payload()))
+        {
+            let path: Vec<[u8; 32]> = nt
+                .merkle_path
+                .as_slice()
+                .iter()
+                .map(|h| *h.as_array())
+                .collect();
+            break (nt.template_id, nt.coinbase_tx_value_remaining, path);
+        }
+    };
+    let ask = |id: u64| {
+        sv2_io::encode(
+            RequestTransactionData { template_id: id },
+            MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
+            0,
+            false,
+        )
+        .expect("encode")
+    };
+    sender.send(ask(template_id)).await.expect("send");
+    sender.send(ask(999_999)).await.expect("send");
+    let (mut txs, mut refused) = (None, None);
+    while txs.is_none() || refused.is_none() {
+        let mut f = reader.next().await.expect("frame");
+        let (_, t) = sv2_io::frame::kind(&f);
+        match TemplateDistribution::try_from((t, f.payload())) {
+            Ok(TemplateDistribution::RequestTransactionDataSuccess(s)) => {
+                assert_eq!(s.template_id, template_id);
+                let list: Vec<Transaction> = s
+                    .transaction_list
+                    .as_slice()
+                    .iter()
+                    .map(|raw| deserialize(raw.as_bytes()).expect("a transaction"))
+                    .collect();
+                txs = Some(list);
+            }
+            Ok(TemplateDistribution::RequestTransactionDataError(e)) => {
+                assert_eq!(e.template_id, 999_999);
+                refused = Some(e.error_code.as_utf8_or_hex());
+            }
+            _ => {}
+        }
+    }
+    let txs = txs.expect("transactions");
+    assert_eq!(txs.len(), 2);
+    assert_eq!(hashpool_devnet::mempool::coinbase_merkle_path(&txs), path);
+    assert_eq!(value, 5_000_000_000 + 2 * TX_FEE);
+    assert_eq!(refused.as_deref(), Some("template-id-not-found"));
+    tp.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

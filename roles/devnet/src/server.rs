@@ -14,7 +14,9 @@ use stratum_core::common_messages_sv2::{
 };
 use stratum_core::parsers_sv2::{CommonMessages, TemplateDistribution};
 use stratum_core::template_distribution_sv2::{
-    SubmitSolutionOwned, MESSAGE_TYPE_NEW_TEMPLATE, MESSAGE_TYPE_SET_NEW_PREV_HASH,
+    RequestTransactionDataErrorOwned, RequestTransactionDataSuccessOwned, SubmitSolutionOwned,
+    MESSAGE_TYPE_NEW_TEMPLATE, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA_ERROR,
+    MESSAGE_TYPE_REQUEST_TRANSACTION_DATA_SUCCESS, MESSAGE_TYPE_SET_NEW_PREV_HASH,
 };
 use sv2_io::{AuthorityKeypair, FrameReader, FrameSender};
 use tokio::net::TcpListener;
@@ -202,6 +204,19 @@ impl TemplateState {
         Ok(outcome)
     }
 
+    /// The serialized transactions (after the coinbase) of a template still kept.
+    pub fn transaction_data(&self, template_id: u64) -> Option<Vec<Vec<u8>>> {
+        let templates = self.templates.lock().ok()?;
+        let record = templates.get(&template_id)?;
+        Some(
+            record
+                .txs
+                .iter()
+                .map(stratum_core::bitcoin::consensus::serialize)
+                .collect(),
+        )
+    }
+
     /// Moves the coins after a block: an accepted block's transactions spend theirs and make
     /// new ones; a rejected block's transactions drop theirs (after a reorg the coin list may
     /// name outputs the chain no longer has, and the kernel refusing them is how we learn it).
@@ -240,6 +255,41 @@ impl TemplateState {
         );
         self.announce()?;
         Ok(reorg)
+    }
+}
+
+/// `RequestTransactionData`'s answer: the template's transactions, or the spec's
+/// `template-id-not-found` for a template never issued or no longer kept.
+fn transaction_data_frame(
+    state: &TemplateState,
+    template_id: u64,
+) -> Result<sv2_io::Frame, String> {
+    let encode_err = |what: &str| format!("RequestTransactionData answer: {what}");
+    match state.transaction_data(template_id) {
+        Some(txs) => {
+            let list = txs
+                .into_iter()
+                .map(|t| binary_sv2::B016MOwned::try_from(t).map_err(|_| encode_err("transaction")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ok = RequestTransactionDataSuccessOwned {
+                template_id,
+                excess_data: binary_sv2::B064KOwned::try_from(Vec::new())
+                    .map_err(|_| encode_err("excess data"))?,
+                transaction_list: binary_sv2::Seq064KOwned::new(list)
+                    .map_err(|_| encode_err("transaction list"))?,
+            };
+            sv2_io::encode(ok, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA_SUCCESS, 0, false)
+                .map_err(|e| e.to_string())
+        }
+        None => {
+            let err = RequestTransactionDataErrorOwned {
+                template_id,
+                error_code: binary_sv2::Str0255Owned::try_from("template-id-not-found".to_string())
+                    .map_err(|_| encode_err("error code"))?,
+            };
+            sv2_io::encode(err, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA_ERROR, 0, false)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -367,6 +417,10 @@ async fn serve_pool(
                         if let Err(e) = outcome {
                             tracing::warn!(error = %e, "solution refused");
                         }
+                    }
+                    Ok(TemplateDistribution::RequestTransactionData(r)) => {
+                        let reply = transaction_data_frame(&state, r.template_id)?;
+                        sender.send(reply).await.map_err(|e| e.to_string())?;
                     }
                     Ok(other) => tracing::debug!(msg = ?other, "ignoring TDP message"),
                     Err(e) => return Err(format!("malformed TDP frame type {t:#04x}: {e:?}")),
