@@ -158,3 +158,55 @@ async fn the_template_provider_serves_its_templates_transactions() {
     tp.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// After a reorg the coins its orphaned blocks created are gone; the template provider forgets
+/// them, so every block found afterwards still carries transactions the kernel accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_after_a_reorg_spend_only_coins_that_exist() {
+    use std::sync::atomic::Ordering;
+    init_logs();
+    let mut opts = fast_devnet("mempool-reorg");
+    opts.mempool_txs = TXS;
+    let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
+    let found = |s: &DevnetStack| s.pool.stats.snapshot().blocks_found;
+    let wait_found = |n: u64| {
+        let stack = &stack;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(180);
+            while found(stack) < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "only {} blocks found",
+                    found(stack)
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_found(3).await;
+    let state = stack.tp.state.clone();
+    let reorg = tokio::task::spawn_blocking(move || state.force_reorg(2))
+        .await
+        .expect("task")
+        .expect("reorg");
+    let after_reorg = stack.tp.state.chain.tip().expect("tip").height;
+    assert_eq!(after_reorg, reorg.fork_height + 3);
+    let (found_before, accepted_before, txs_before) = (
+        found(&stack),
+        stack.tp.state.blocks_accepted.load(Ordering::Relaxed),
+        stack.tp.state.block_txs.load(Ordering::Relaxed),
+    );
+    wait_found(found_before + 3).await;
+    let height = stack.tp.state.chain.tip().expect("tip").height;
+    let accepted = stack.tp.state.blocks_accepted.load(Ordering::Relaxed) - accepted_before;
+    let txs = stack.tp.state.block_txs.load(Ordering::Relaxed) - txs_before;
+    // Every block the pool found since was connected, each with its transactions.
+    assert_eq!(
+        u64::from(height - after_reorg),
+        found(&stack) - found_before
+    );
+    assert_eq!(u64::from(height - after_reorg), accepted);
+    assert_eq!(txs, u64::from(TXS) * accepted);
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
+}

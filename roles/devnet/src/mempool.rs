@@ -34,6 +34,9 @@ pub struct Coin {
     pub value: u64,
     /// First height of a block that may spend it.
     pub spendable_at: u32,
+    /// Height of the block that created it.
+    #[serde(default)]
+    pub created: u32,
 }
 
 /// Errors of the coin file.
@@ -98,13 +101,16 @@ impl DevnetMempool {
             vout: 0,
             value,
             spendable_at: height + COINBASE_MATURITY,
+            created: height,
         });
     }
 
-    /// Transactions for a block at `height`: up to `per_block`, each spending one coin.
+    /// Transactions for a block at `height`: up to `per_block`, each spending one coin, the
+    /// newest first (the pre-mined coinbases stay a reserve).
     pub fn transactions_for(&self, height: u32) -> Vec<Transaction> {
         self.coins
             .iter()
+            .rev()
             .filter(|c| c.spendable_at <= height && c.value > TX_FEE + 2)
             .filter_map(|c| Some((c.txid.parse::<Txid>().ok()?, c)))
             .take(self.per_block)
@@ -134,8 +140,9 @@ impl DevnetMempool {
             .collect()
     }
 
-    /// A block with `txs` was connected: their inputs are spent, their outputs are coins.
-    pub fn on_block(&mut self, txs: &[Transaction]) {
+    /// The block at `height` with `txs` was connected: their inputs are spent, their outputs
+    /// are coins.
+    pub fn on_block(&mut self, height: u32, txs: &[Transaction]) {
         for tx in txs {
             for input in &tx.input {
                 let (txid, vout) = (
@@ -151,9 +158,17 @@ impl DevnetMempool {
                     vout: vout as u32,
                     value: out.value.to_sat(),
                     spendable_at: 0,
+                    created: height,
                 });
             }
         }
+    }
+
+    /// A reorg left the active chain above `fork_height`: coins its blocks created are gone.
+    /// (Coins they spent are unspent again on the new branch; they are given up, which only
+    /// shrinks a supply that grows with every block.)
+    pub fn forget_above(&mut self, fork_height: u32) {
+        self.coins.retain(|c| c.created <= fork_height);
     }
 
     /// Drops the coins `txs` spend (they were refused with their block).
@@ -247,8 +262,11 @@ mod tests {
         }
         assert_eq!(acc, root.to_byte_array());
         // Spending them makes their outputs the next coins.
-        pool.on_block(&txs);
+        pool.on_block(105, &txs);
         assert_eq!(pool.coins.len(), 10);
-        assert_eq!(pool.transactions_for(105).len(), 5);
+        assert_eq!(pool.transactions_for(106).len(), 5);
+        // A reorg below 105 takes the outputs of that block away.
+        pool.forget_above(104);
+        assert!(pool.coins.is_empty());
     }
 }

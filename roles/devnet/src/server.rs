@@ -186,7 +186,7 @@ impl TemplateState {
             return Ok(BlockOutcome::Rejected);
         }
         let outcome = self.chain.submit(&raw).map_err(|e| e.to_string())?;
-        self.settle_mempool(&record, outcome);
+        let coins_dropped = self.settle_mempool(&record, outcome);
         if outcome == BlockOutcome::Accepted {
             self.blocks_accepted.fetch_add(1, Ordering::Relaxed);
             self.block_txs
@@ -200,6 +200,10 @@ impl TemplateState {
             self.announce()?;
         } else {
             tracing::warn!(height = record.height, ?outcome, "block not connected");
+            if coins_dropped {
+                // The refused template would be refused again: offer one without those coins.
+                self.announce()?;
+            }
         }
         Ok(outcome)
     }
@@ -220,14 +224,20 @@ impl TemplateState {
     /// Moves the coins after a block: an accepted block's transactions spend theirs and make
     /// new ones; a rejected block's transactions drop theirs (after a reorg the coin list may
     /// name outputs the chain no longer has, and the kernel refusing them is how we learn it).
-    fn settle_mempool(&self, record: &TemplateRecord, outcome: BlockOutcome) {
-        let Some(mempool) = &self.mempool else { return };
+    /// Returns whether coins were dropped.
+    fn settle_mempool(&self, record: &TemplateRecord, outcome: BlockOutcome) -> bool {
+        let Some(mempool) = &self.mempool else {
+            return false;
+        };
         if record.txs.is_empty() || outcome == BlockOutcome::Duplicate {
-            return;
+            return false;
         }
-        let Ok(mut m) = mempool.lock() else { return };
-        if outcome == BlockOutcome::Accepted {
-            m.on_block(&record.txs);
+        let Ok(mut m) = mempool.lock() else {
+            return false;
+        };
+        let dropped = outcome != BlockOutcome::Accepted;
+        if !dropped {
+            m.on_block(record.height, &record.txs);
         } else {
             m.forget_spent_by(&record.txs);
             tracing::warn!(
@@ -238,6 +248,7 @@ impl TemplateState {
         if let Err(e) = m.save() {
             tracing::error!(error = %e, "devnet coins not saved");
         }
+        dropped
     }
 
     /// Devnet only: orphans the last `depth` blocks by mining a longer branch, then announces
@@ -253,6 +264,12 @@ impl TemplateState {
             orphaned = reorg.orphaned.len(),
             "devnet reorg mined"
         );
+        if let Some(Ok(mut m)) = self.mempool.as_ref().map(|m| m.lock()) {
+            m.forget_above(reorg.fork_height);
+            if let Err(e) = m.save() {
+                tracing::error!(error = %e, "devnet coins not saved");
+            }
+        }
         self.announce()?;
         Ok(reorg)
     }
