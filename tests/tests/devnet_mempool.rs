@@ -167,7 +167,7 @@ async fn blocks_after_a_reorg_spend_only_coins_that_exist() {
     init_logs();
     let mut opts = fast_devnet("mempool-reorg");
     opts.mempool_txs = TXS;
-    let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
+    let stack = DevnetStack::start(&opts).await.expect("stack starts");
     let found = |s: &DevnetStack| s.pool.stats.snapshot().blocks_found;
     let wait_found = |n: u64| {
         let stack = &stack;
