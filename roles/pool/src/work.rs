@@ -126,6 +126,19 @@ impl WorkState {
         guard.get(&template_id).copied()
     }
 
+    /// New work on a parent we already found a block on means that block did not connect (an
+    /// accepted block moves the tip): the pool may find one there again.
+    fn reopen_parent(&self, parent: [u8; 32]) {
+        let mut solved = self
+            .solved_parents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = solved.iter().position(|p| *p == parent) {
+            solved.remove(i);
+            tracing::warn!("new work on the parent of a block we found: it did not connect");
+        }
+    }
+
     /// Records and broadcasts an event with the next sequence number.
     pub fn publish(&self, event: WorkEvent) {
         if let WorkEvent::Template(t) = &event {
@@ -146,6 +159,7 @@ impl WorkState {
             WorkEvent::PrevHash(p) => {
                 guard.prev_hash = Some(p.clone());
                 guard.active = None;
+                self.reopen_parent(p.prev_hash.to_array());
             }
         }
         guard.seq += 1;
@@ -202,5 +216,9 @@ mod tests {
         assert!(work.claim_block([1; 32]));
         assert!(!work.claim_block([1; 32]));
         assert!(work.claim_block([2; 32]));
+        // The TP announced new work on parent 1 again: our block there did not connect.
+        work.publish(prev_hash(1));
+        assert!(work.claim_block([1; 32]));
+        assert!(!work.claim_block([2; 32]));
     }
 }
