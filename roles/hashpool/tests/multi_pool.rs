@@ -5,8 +5,7 @@
 mod common;
 
 use common::{
-    add_second_farm, add_second_pool, cli_json, drained_totals, get, init_devnet, metric,
-    mint_knows_blocks, scratch, BIN,
+    add_second_farm, add_second_pool, get, init_devnet, metric, scratch, two_farms_add_up, BIN,
 };
 use hashpool::process_stack::RoleProcesses;
 use std::path::Path;
@@ -66,27 +65,15 @@ async fn two_pools_sign_through_one_mint_and_add_up_in_one_ledger() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    for role in ["miner", "miner2"] {
-        stack.stop(role).await.expect("miner stops");
-    }
-    // Every journaled share signed.
-    let (acknowledged, blocks_by_pools) = drained_totals(
+    // Every journaled share signed; the mint's one ledger holds both pools' HASH and blocks.
+    two_farms_add_up(
+        &mut stack,
         &dir,
-        &[("pool.toml", pool_metrics), ("pool2.toml", pool2_metrics)],
+        "mint.toml",
+        base + 2,
+        [pool_metrics, pool2_metrics],
     )
     .await;
-    // The mint's ledger: issued = both pools' acknowledged HASH, and it knows both pools'
-    // blocks (reports are resent until acknowledged, so give them a moment).
-    let mint_toml = dir.join("mint.toml").to_string_lossy().to_string();
-    let stats = cli_json(&["mint", "-c", &mint_toml, "stats", "--json"]).await;
-    assert_eq!(stats["issued"].as_u64(), Some(acknowledged), "{stats}");
-    assert_eq!(
-        stats["epochs_issued"].as_u64(),
-        Some(acknowledged),
-        "{stats}"
-    );
-    mint_knows_blocks(base + 2, blocks_by_pools).await;
-    println!("acknowledged {acknowledged} HASH, {blocks_by_pools} blocks: {stats}");
     stack.stop_all().await.expect("stop");
     let _ = std::fs::remove_dir_all(&dir);
 }

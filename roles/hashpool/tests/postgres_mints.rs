@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    add_second_farm, add_second_pool, cli_json, drained_totals, get, init_devnet, metric,
-    mint_knows_blocks, pool_config, scratch, BIN,
+    add_second_farm, add_second_pool, cli_json, get, init_devnet, metric, pool_config, scratch,
+    two_farms_add_up, BIN,
 };
 use hashpool::process_stack::RoleProcesses;
 use std::path::Path;
@@ -214,24 +214,14 @@ async fn two_mint_processes_share_one_postgres_ledger_and_back_each_other_up() {
     );
 
     // Stop mining, let both journals drain, and add up.
-    for role in ["miner", "miner2"] {
-        stack.stop(role).await.expect("miner stops");
-    }
-    let (acknowledged, blocks_by_pools) = drained_totals(
+    let stats = two_farms_add_up(
+        &mut stack,
         &dir,
-        &[("pool.toml", pool_metrics), ("pool2.toml", pool2_metrics)],
+        "mint2.toml",
+        mint2_http,
+        [pool_metrics, pool2_metrics],
     )
     .await;
-    let mint2_toml = dir.join("mint2.toml").to_string_lossy().to_string();
-    let stats = cli_json(&["mint", "-c", &mint2_toml, "stats", "--json"]).await;
-    assert_eq!(stats["issued"].as_u64(), Some(acknowledged), "{stats}");
-    assert_eq!(
-        stats["epochs_issued"].as_u64(),
-        Some(acknowledged),
-        "{stats}"
-    );
-    mint_knows_blocks(mint2_http, blocks_by_pools).await;
-    println!("acknowledged {acknowledged} HASH, {blocks_by_pools} blocks: {stats}");
 
     // No ehash lost to the failover: both wallets, restored from their seeds alone (with the
     // first mint back), hold exactly what the mints issued.

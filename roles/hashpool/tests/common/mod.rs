@@ -232,3 +232,37 @@ pub async fn mint_knows_blocks(port: u16, blocks: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+/// Both farms stop mining; once both pools' journals drained, the mint (`mint_toml`, HTTP on
+/// `mint_http`) has issued exactly what the pools acknowledged, counts it in its epochs and
+/// knows every block they found. Returns the mint's stats.
+pub async fn two_farms_add_up(
+    stack: &mut hashpool::process_stack::RoleProcesses,
+    dir: &Path,
+    mint_toml: &str,
+    mint_http: u16,
+    pool_metrics: [u16; 2],
+) -> serde_json::Value {
+    for role in ["miner", "miner2"] {
+        stack.stop(role).await.expect("miner stops");
+    }
+    let (acknowledged, blocks) = drained_totals(
+        dir,
+        &[
+            ("pool.toml", pool_metrics[0]),
+            ("pool2.toml", pool_metrics[1]),
+        ],
+    )
+    .await;
+    let path = dir.join(mint_toml).to_string_lossy().to_string();
+    let stats = cli_json(&["mint", "-c", &path, "stats", "--json"]).await;
+    assert_eq!(stats["issued"].as_u64(), Some(acknowledged), "{stats}");
+    assert_eq!(
+        stats["epochs_issued"].as_u64(),
+        Some(acknowledged),
+        "{stats}"
+    );
+    mint_knows_blocks(mint_http, blocks).await;
+    println!("acknowledged {acknowledged} HASH, {blocks} blocks: {stats}");
+    stats
+}
