@@ -184,33 +184,44 @@ async fn two_mint_processes_share_one_postgres_ledger_and_back_each_other_up() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    // Kill the first mint: its pool moves to the second and earns ehash there.
-    let signed_before = metric(
-        &metrics(pool_metrics).await,
-        "hashpool_pool_ehash_signed_total",
-    );
+    // Kill the first mint: its pool moves to the second (link up there, named in /health)
+    // and then earns ehash there.
+    let mint2 = format!("127.0.0.1:{mint2_link}");
     let killed = Instant::now();
     stack.kill("mint").await;
     let deadline = killed + Duration::from_secs(30);
     loop {
         let m = metrics(pool_metrics).await;
+        let health = get(pool_metrics, "/health").await.unwrap_or_default();
         if metric(&m, "hashpool_pool_mint_failovers_total") >= 1.0
-            && metric(&m, "hashpool_pool_ehash_signed_total") > signed_before
+            && health.0 == 200
+            && health.1.contains(&mint2)
         {
             break;
         }
-        assert!(Instant::now() < deadline, "pool never moved to mint2\n{m}");
+        assert!(
+            Instant::now() < deadline,
+            "pool never moved to mint2: {health:?}\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let moved = killed.elapsed();
-    let health = get(pool_metrics, "/health").await.expect("health");
-    assert!(
-        health.0 == 200 && health.1.contains(&format!("127.0.0.1:{mint2_link}")),
-        "{health:?}"
+    let linked = killed.elapsed();
+    let signed_on_link = metric(
+        &metrics(pool_metrics).await,
+        "hashpool_pool_ehash_signed_total",
     );
+    loop {
+        let m = metrics(pool_metrics).await;
+        if metric(&m, "hashpool_pool_ehash_signed_total") > signed_on_link {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ehash signed at mint2\n{m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     println!(
-        "pool signing on mint2 {:.2} s after mint1 was killed",
-        moved.as_secs_f64()
+        "pool linked to mint2 {:.2} s and signing there {:.2} s after mint1 was killed",
+        linked.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
     );
 
     // Stop mining, let both journals drain, and add up.
