@@ -1,6 +1,7 @@
 //! Templates with transactions: the devnet template provider spends its own pre-mined coins,
 //! every block the pool finds carries them (the kernel accepts it, so merkle path, witness
-//! commitment and fees are right), and the reward the pool records is subsidy plus fees.
+//! commitment and fees are right), the reward the pool records is subsidy plus fees, and the
+//! pool learns each template's transactions.
 
 use hashpool::DevnetStack;
 use hashpool_devnet::mempool::TX_FEE;
@@ -35,6 +36,14 @@ async fn found_blocks_carry_the_template_transactions_and_their_fees() {
     );
     assert_eq!(r.block_fees_sats, r.block_txs * TX_FEE);
     assert_eq!(r.wallet_balance, r.ehash_issued);
+    // The pool asked for every template's transactions (RequestTransactionData) and knows
+    // them by wtxid, as a job declaration will name them.
+    let known = stack.pool.work.known_transactions().len() as u64;
+    assert!(
+        known >= r.block_txs,
+        "pool knows {known} of {}",
+        r.block_txs
+    );
     // The pool recorded each block's reward as subsidy plus fees, and the mint credits it.
     let liabilities = stack
         .mint

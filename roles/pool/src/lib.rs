@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod downstream;
 pub mod found_blocks;
 pub mod journal;
+pub mod known_txs;
 pub mod metrics;
 pub mod mint_client;
 mod replies;
@@ -122,6 +123,8 @@ pub struct PoolHandle {
     pub admin_addr: Option<SocketAddr>,
     /// Blocks found, followed to maturity.
     pub blocks: Arc<found_blocks::BlockStore>,
+    /// The work from the template provider (templates, tips, their transactions).
+    pub work: Arc<work::WorkState>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -264,7 +267,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
                 stats.tp_failover.clone(),
             ),
             outputs,
-            work,
+            work.clone(),
             stats.clone(),
             solutions_rx,
             shutdown.clone(),
@@ -326,6 +329,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         metrics_addr,
         admin_addr,
         blocks,
+        work,
         shutdown,
         tasks,
     })

@@ -9,7 +9,8 @@ use stratum_core::bitcoin::TxOut;
 use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::parsers_sv2::TemplateDistribution;
 use stratum_core::template_distribution_sv2::{
-    SubmitSolutionOwned, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_SUBMIT_SOLUTION,
+    RequestTransactionData, SubmitSolutionOwned, MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
+    MESSAGE_TYPE_REQUEST_TRANSACTION_DATA, MESSAGE_TYPE_SUBMIT_SOLUTION,
 };
 use sv2_io::{AuthorityPublicKey, Backoff, Failover};
 use tokio::sync::mpsc;
@@ -105,7 +106,25 @@ async fn session(
                 if ext != 0 { continue; }
                 match TemplateDistribution::try_from((t, frame.payload())) {
                     Ok(TemplateDistribution::NewTemplate(nt)) => {
+                        let id = nt.template_id;
+                        let has_txs = !nt.merkle_path.is_empty();
                         work.publish(WorkEvent::Template(nt.into_owned()));
+                        if has_txs {
+                            // Job declarations may name these transactions without providing them.
+                            let ask = RequestTransactionData { template_id: id };
+                            let frame = sv2_io::encode(ask, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA, 0, false)
+                                .map_err(|e| e.to_string())?;
+                            sender.send(frame).await.map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Ok(TemplateDistribution::RequestTransactionDataSuccess(data)) => {
+                        let learned = work
+                            .known_transactions()
+                            .learn(data.transaction_list.as_slice().iter().map(|t| t.as_bytes()));
+                        tracing::debug!(template_id = data.template_id, learned, "template transactions");
+                    }
+                    Ok(TemplateDistribution::RequestTransactionDataError(e)) => {
+                        tracing::debug!(template_id = e.template_id, code = %e.error_code.as_utf8_or_hex(), "template transactions not given");
                     }
                     Ok(TemplateDistribution::SetNewPrevHash(p)) => {
                         work.publish(WorkEvent::PrevHash(p.into_owned()));

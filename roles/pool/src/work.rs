@@ -63,6 +63,7 @@ pub struct WorkState {
     values: Mutex<std::collections::BTreeMap<u64, TemplateFacts>>,
     solved_parents: Mutex<std::collections::VecDeque<[u8; 32]>>,
     events: broadcast::Sender<WorkUpdate>,
+    known: crate::known_txs::KnownTransactions,
 }
 
 impl Default for WorkState {
@@ -80,7 +81,13 @@ impl WorkState {
             values: Mutex::new(std::collections::BTreeMap::new()),
             solved_parents: Mutex::new(std::collections::VecDeque::new()),
             events,
+            known: Default::default(),
         }
+    }
+
+    /// The transactions of recent templates.
+    pub fn known_transactions(&self) -> &crate::known_txs::KnownTransactions {
+        &self.known
     }
 
     /// Subscribes and returns the snapshot taken atomically with the subscription.
