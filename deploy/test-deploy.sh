@@ -105,7 +105,28 @@ section "nginx smoke test (throwaway nginx on high ports, stand-in upstreams)"
 if ! command -v python3 >/dev/null || ! command -v curl >/dev/null; then
   echo "SKIP: needs python3 and curl"
 else
-  base=$((20000 + $$ % 20000))
+  # Four free ports below the kernel's ephemeral range (32768+), where outgoing connections
+  # of the tests running alongside take theirs; other tests' listeners are checked by binding.
+  base=""
+  for _ in $(seq 50); do
+    candidate=$((20000 + RANDOM % 12000))
+    if python3 -c '
+import socket, sys
+b = int(sys.argv[1])
+for p in range(b, b + 4):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+' "$candidate"; then
+      base=$candidate
+      break
+    fi
+  done
+  [ -n "$base" ] || base=$((20000 + $$ % 12000))
   http=$base https=$((base + 1)) pool_up=$((base + 2)) mint_up=$((base + 3))
   # Stand-ins answer 200 for the paths they have files for, 404 otherwise.
   mkdir -p "$tmp/up/pool/api" "$tmp/up/mint/v1" "$tmp/up/mint/hashpool/v1"
