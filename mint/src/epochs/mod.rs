@@ -271,8 +271,11 @@ impl EpochBook {
             .and_then(|k| k.parse().ok())
     }
 
-    /// Counts the signatures of a batch a crash interrupted, if CDK committed them.
-    async fn settle_pending(&self) -> Result<(), MintError> {
+    /// Counts the signatures of a batch a crash interrupted, if CDK committed them. On a
+    /// shared ledger the pending rows may also be other mints' batches in flight: only rows
+    /// whose signature CDK holds are settled (counted once, whoever gets there first), none is
+    /// dropped. Also run every few seconds there, for mints that died.
+    pub async fn settle_pending(&self) -> Result<(), MintError> {
         let pending = self.store.pending_issue().await?;
         if pending.is_empty() {
             return Ok(());
@@ -288,13 +291,24 @@ impl EpochBook {
             .filter(|(_, sig)| sig.is_some())
             .map(|(e, _)| e.clone())
             .collect();
-        let all: Vec<[u8; 33]> = pending.iter().map(|(b, _, _)| *b).collect();
+        let all: Vec<[u8; 33]> = if self.store.shared() {
+            Vec::new()
+        } else {
+            pending.iter().map(|(b, _, _)| *b).collect()
+        };
+        if signed.is_empty() && all.is_empty() {
+            return Ok(());
+        }
+        let counted = self.store.settle_issue(&signed, &all).await?;
         tracing::info!(
-            pending = all.len(),
+            pending = pending.len(),
             signed = signed.len(),
-            "settling an interrupted signing batch"
+            counted = counted.len(),
+            "settled signatures of an interrupted signing batch"
         );
-        self.store.settle_issue(&signed, &all).await?;
+        if self.store.shared() && !counted.is_empty() {
+            self.refresh().await?;
+        }
         Ok(())
     }
 

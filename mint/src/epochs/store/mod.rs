@@ -7,7 +7,8 @@
 //! is about to sign (`begin_issue`), commits the signatures in CDK, then settles them here
 //! (moving their amounts into the epoch's `issued`). After a crash, pending rows whose
 //! signature CDK has are settled and the others dropped, so `issued` never misses nor doubles a
-//! signature. Each mint process settles only its own pending rows.
+//! signature. On a shared ledger any mint may count a pending row whose signature CDK holds
+//! (see `postgres`), so a mint that died mid-batch is accounted for by the others.
 
 pub mod postgres;
 pub mod sqlite;
@@ -138,7 +139,7 @@ pub trait EpochStore: Send + Sync {
         all: &[[u8; 33]],
     ) -> Result<Vec<IssueEntry>, StoreError>;
 
-    /// This process's pending issue entries left by a crash.
+    /// Pending issue entries: left by a crash, or (on a shared ledger) in flight at any mint.
     async fn pending_issue(&self) -> Result<Vec<IssueEntry>, StoreError>;
 
     /// Every found block.
@@ -225,18 +226,35 @@ mod tests {
             .unwrap();
         let one = PgEpochStore::open(&url, "mint-one".into()).await.unwrap();
         issuance_is_counted_once_whoever_settles(&one).await;
-        // Two mints sent the same blinded message: the one whose CDK commit lost abandons its
-        // write-ahead row, which must not take the winner's with it.
+        // Two mints sent the same blinded message: the one whose CDK commit lost releases its
+        // claim, which must not take the winner's with it; the winner counts it once.
         let two = PgEpochStore::open(&url, "mint-two".into()).await.unwrap();
         let x = entry(9, "k0", 16);
         one.begin_issue(std::slice::from_ref(&x)).await.unwrap();
         two.begin_issue(std::slice::from_ref(&x)).await.unwrap();
         assert!(two.settle_issue(&[], &[x.0]).await.unwrap().is_empty());
-        assert_eq!(one.pending_issue().await.unwrap(), vec![x.clone()]);
-        assert!(two.pending_issue().await.unwrap().is_empty());
+        assert_eq!(two.pending_issue().await.unwrap(), vec![x.clone()]);
         let counted = one.settle_issue(std::slice::from_ref(&x), &[x.0]).await;
-        assert_eq!(counted.unwrap(), vec![x]);
+        assert_eq!(counted.unwrap(), vec![x.clone()]);
         assert_eq!(two.epochs().await.unwrap()[0].issued, 64 + 16);
+        // The winner died before settling: another mint sweeps its row up, once; the dead
+        // mint's settlement (at its restart) then counts nothing.
+        let z = entry(11, "k0", 32);
+        one.begin_issue(std::slice::from_ref(&z)).await.unwrap();
+        two.begin_issue(std::slice::from_ref(&z)).await.unwrap();
+        assert_eq!(
+            two.settle_issue(std::slice::from_ref(&z), &[])
+                .await
+                .unwrap(),
+            vec![z.clone()]
+        );
+        assert!(one
+            .settle_issue(std::slice::from_ref(&z), &[z.0])
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(two.settle_issue(&[], &[z.0]).await.unwrap().is_empty());
+        assert_eq!(one.epochs().await.unwrap()[0].issued, 64 + 16 + 32);
         // Two batches of one mint claimed the same message (a resend): the one whose commit
         // lost releases its claim, the winner still counts it, once.
         let y = entry(10, "k0", 4);
@@ -246,7 +264,7 @@ mod tests {
         let counted = one.settle_issue(std::slice::from_ref(&y), &[y.0]).await;
         assert_eq!(counted.unwrap(), vec![y.clone()]);
         assert!(one.pending_issue().await.unwrap().is_empty());
-        assert_eq!(one.epochs().await.unwrap()[0].issued, 64 + 16 + 4);
+        assert_eq!(one.epochs().await.unwrap()[0].issued, 64 + 16 + 32 + 4);
         // The rotation lock excludes the other process until dropped.
         let held = one.rotation_lock().await.unwrap();
         let waiting = tokio::spawn(async move { two.rotation_lock().await.map(|_| ()) });

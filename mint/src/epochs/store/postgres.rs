@@ -1,10 +1,13 @@
 //! The epoch ledger on PostgreSQL, in the mint's database next to CDK's tables (`ehash_*`), so
 //! several mint processes share it. Counters move with `issued = issued + n` in the database,
-//! epoch rotations are serialised by a session advisory lock, and each process's write-ahead
-//! rows carry its owner name so a restarting mint settles only its own. A mint commits several
-//! batches at once, and a resent request can put one blinded message in two of them: its row
-//! counts the batches that claimed it, so the batch whose CDK commit lost releases its claim
-//! without dropping the row the winning batch settles.
+//! and epoch rotations are serialised by a session advisory lock.
+//!
+//! A write-ahead row is one per blinded message, whichever mints claimed it: it counts the
+//! batches that did (a resend can put one message in two batches, of one mint or of two), and
+//! a message counts as issued only by deleting its row. So the batch whose CDK commit won, a
+//! batch that lost (it releases its claim), and any mint sweeping up after one that died
+//! (it counts rows whose signature CDK has) together count each signature exactly once. The
+//! owner column (the claiming mint's key) is for operators only.
 
 use super::{i64_of, u64_of, BlockRow, EpochRow, EpochStore, IssueEntry, RotationLock, StoreError};
 use postgres_native_tls::MakeTlsConnector;
@@ -39,11 +42,10 @@ const SCHEMA: &str = "
     );
     CREATE TABLE IF NOT EXISTS ehash_pending_issue (
         owner TEXT NOT NULL,
-        blinded BYTEA NOT NULL,
+        blinded BYTEA PRIMARY KEY,
         keyset_id TEXT NOT NULL,
         amount BIGINT NOT NULL,
-        claims INTEGER NOT NULL DEFAULT 1,
-        PRIMARY KEY (owner, blinded)
+        claims INTEGER NOT NULL DEFAULT 1
     );";
 
 /// How to reach the server: TLS as the URL's `sslmode` asks (`disable`, `prefer`, `require`;
@@ -224,7 +226,7 @@ impl EpochStore for PgEpochStore {
         c.execute(
             "INSERT INTO ehash_pending_issue (owner, blinded, keyset_id, amount)
              SELECT $1, b, k, a FROM UNNEST($2::bytea[], $3::text[], $4::bigint[]) AS t(b, k, a)
-             ON CONFLICT (owner, blinded) DO UPDATE SET keyset_id = EXCLUDED.keyset_id,
+             ON CONFLICT (blinded) DO UPDATE SET keyset_id = EXCLUDED.keyset_id,
                  amount = EXCLUDED.amount, claims = ehash_pending_issue.claims + 1",
             &[&self.owner, &blinded, &keysets, &amounts],
         )
@@ -249,9 +251,8 @@ impl EpochStore for PgEpochStore {
         // A committed signature counts once, whichever batches claimed it.
         let removed: HashSet<Vec<u8>> = tx
             .query(
-                "DELETE FROM ehash_pending_issue WHERE owner = $1 AND blinded = ANY($2)
-                 RETURNING blinded",
-                &[&self.owner, &signed_points],
+                "DELETE FROM ehash_pending_issue WHERE blinded = ANY($1) RETURNING blinded",
+                &[&signed_points],
             )
             .await?
             .iter()
@@ -260,14 +261,14 @@ impl EpochStore for PgEpochStore {
         if !released.is_empty() {
             tx.execute(
                 "UPDATE ehash_pending_issue SET claims = claims - 1
-                 WHERE owner = $1 AND blinded = ANY($2)",
-                &[&self.owner, &released],
+                 WHERE blinded = ANY($1)",
+                &[&released],
             )
             .await?;
             tx.execute(
                 "DELETE FROM ehash_pending_issue
-                 WHERE owner = $1 AND blinded = ANY($2) AND claims <= 0",
-                &[&self.owner, &released],
+                 WHERE blinded = ANY($1) AND claims <= 0",
+                &[&released],
             )
             .await?;
         }
@@ -295,8 +296,8 @@ impl EpochStore for PgEpochStore {
         let c = self.client().await?;
         let rows = c
             .query(
-                "SELECT blinded, keyset_id, amount FROM ehash_pending_issue WHERE owner = $1",
-                &[&self.owner],
+                "SELECT blinded, keyset_id, amount FROM ehash_pending_issue",
+                &[],
             )
             .await?;
         let mut out = Vec::with_capacity(rows.len());
