@@ -187,13 +187,10 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) {
             return;
         }
     };
-    let mut checked = check(ledger, active, batch);
+    let checked = check(ledger, active, batch);
     if checked.is_empty() {
         return;
     }
-    // Rows are inserted in one order by every mint process, so two of them committing
-    // overlapping batches wait for each other instead of deadlocking.
-    checked.sort_unstable_by_key(|c| c.message.blinded_secret.to_bytes());
     let started = std::time::Instant::now();
     let mut stored = store_signatures(ledger, &checked, keys.clone()).await;
     for attempt in 1..STORE_ATTEMPTS {

@@ -219,9 +219,13 @@ impl EpochStore for PgEpochStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let blinded: Vec<&[u8]> = entries.iter().map(|(b, _, _)| &b[..]).collect();
-        let keysets: Vec<&str> = entries.iter().map(|(_, k, _)| k.as_str()).collect();
-        let amounts: Vec<i64> = entries.iter().map(|(_, _, a)| i64_of(*a)).collect();
+        // Rows are written in one order by every mint (CDK sorts its signature rows the same
+        // way), so two mints claiming overlapping batches wait for each other, never deadlock.
+        let mut sorted: Vec<&IssueEntry> = entries.iter().collect();
+        sorted.sort_unstable_by_key(|(b, _, _)| *b);
+        let blinded: Vec<&[u8]> = sorted.iter().map(|(b, _, _)| &b[..]).collect();
+        let keysets: Vec<&str> = sorted.iter().map(|(_, k, _)| k.as_str()).collect();
+        let amounts: Vec<i64> = sorted.iter().map(|(_, _, a)| i64_of(*a)).collect();
         let c = self.client().await?;
         c.execute(
             "INSERT INTO ehash_pending_issue (owner, blinded, keyset_id, amount)
