@@ -204,25 +204,11 @@ pub fn fees(txs: &[Transaction]) -> u64 {
 /// The merkle path of the coinbase (leaf 0) in a block of the coinbase and `txs`: the sibling
 /// at each level, which never depends on the coinbase itself.
 pub fn coinbase_merkle_path(txs: &[Transaction]) -> Vec<[u8; 32]> {
-    use stratum_core::bitcoin::hashes::sha256d;
-    let mut level: Vec<[u8; 32]> = std::iter::once([0u8; 32])
-        .chain(txs.iter().map(|t| t.compute_txid().to_byte_array()))
+    let txids: Vec<[u8; 32]> = txs
+        .iter()
+        .map(|t| t.compute_txid().to_byte_array())
         .collect();
-    let mut path = Vec::new();
-    while level.len() > 1 {
-        path.push(level[1]);
-        level = level
-            .chunks(2)
-            .map(|pair| {
-                let right = pair.get(1).unwrap_or(&pair[0]);
-                let mut both = [0u8; 64];
-                both[..32].copy_from_slice(&pair[0]);
-                both[32..].copy_from_slice(right);
-                sha256d::Hash::hash(&both).to_byte_array()
-            })
-            .collect();
-    }
-    path
+    hashpool_jd_server::coinbase::coinbase_merkle_path(&txids)
 }
 
 #[cfg(test)]

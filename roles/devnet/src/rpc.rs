@@ -1,5 +1,7 @@
-//! The part of Bitcoin Core's JSON-RPC the pool uses to follow its blocks, answered from the
-//! kernel, plus `hashpool_reorg` to orphan blocks on purpose. Authentication works like Core's
+//! The part of Bitcoin Core's JSON-RPC the pool uses to follow its blocks and the jd-server
+//! uses to see the mempool and submit blocks (`getrawmempool`, `getrawtransaction`,
+//! `submitblock`), answered from the kernel and the devnet's mempool, plus `hashpool_reorg` to
+//! orphan blocks on purpose. Authentication works like Core's
 //! cookie: `__cookie__:<random>` in `<data_dir>/.cookie`, sent as HTTP Basic credentials.
 
 use crate::server::TemplateState;
@@ -120,6 +122,53 @@ fn dispatch(state: &TemplateState, method: &str, params: &Value) -> Result<Value
                 header["previousblockhash"] = json!(display_hash(prev));
             }
             Ok(header)
+        }
+        "getrawmempool" => {
+            let verbose = params.get(0).and_then(Value::as_bool).unwrap_or(false);
+            let txs = state.mempool_transactions();
+            if !verbose {
+                let ids: Vec<String> = txs.iter().map(|t| t.compute_txid().to_string()).collect();
+                return Ok(json!(ids));
+            }
+            let mut entries = serde_json::Map::new();
+            for tx in txs.iter() {
+                let fee = crate::mempool::fees(std::slice::from_ref(tx));
+                entries.insert(
+                    tx.compute_txid().to_string(),
+                    json!({
+                        "wtxid": tx.compute_wtxid().to_string(),
+                        "vsize": tx.vsize(),
+                        // Bitcoin Core reports fees in BTC.
+                        "fees": {"base": fee as f64 / 100_000_000.0},
+                    }),
+                );
+            }
+            Ok(Value::Object(entries))
+        }
+        "getrawtransaction" => {
+            let txid = params
+                .get(0)
+                .and_then(Value::as_str)
+                .ok_or_else(|| RpcError(-8, "txid must be a hex string".into()))?;
+            state
+                .mempool_transactions()
+                .iter()
+                .find(|t| t.compute_txid().to_string() == txid)
+                .map(|t| json!(hex::encode(stratum_core::bitcoin::consensus::serialize(t))))
+                .ok_or_else(|| RpcError(-5, "No such mempool or blockchain transaction".into()))
+        }
+        "submitblock" => {
+            let raw = params
+                .get(0)
+                .and_then(Value::as_str)
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or_else(|| RpcError(-22, "Block decode failed".into()))?;
+            // Bitcoin Core's answers: null when accepted, otherwise a reason string.
+            match state.submit_raw_block(&raw).map_err(|e| RpcError(-22, e))? {
+                crate::chain::BlockOutcome::Accepted => Ok(Value::Null),
+                crate::chain::BlockOutcome::Duplicate => Ok(json!("duplicate")),
+                crate::chain::BlockOutcome::Rejected => Ok(json!("rejected")),
+            }
         }
         "hashpool_reorg" => {
             let depth = u32::try_from(param_u64(params, 0)?)

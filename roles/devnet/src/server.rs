@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stratum_core::bitcoin::hashes::Hash;
+use stratum_core::bitcoin::Transaction;
 use stratum_core::common_messages_sv2::{
     Protocol, SetupConnectionErrorOwned, SetupConnectionSuccess,
     MESSAGE_TYPE_SETUP_CONNECTION_ERROR, MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
@@ -173,39 +175,76 @@ impl TemplateState {
                 s.coinbase_tx.as_bytes(),
             )
             .map_err(|e| e.to_string())?;
+        self.accept_block(&raw, hash, record.height, &record.txs)
+    }
+
+    /// A whole block from `submitblock` (a jd-server or a miner's own node path): it must
+    /// build on the current tip; then the same checks as a solution.
+    pub fn submit_raw_block(&self, raw: &[u8]) -> Result<BlockOutcome, String> {
+        use stratum_core::bitcoin::consensus::deserialize;
+        let block: stratum_core::bitcoin::Block =
+            deserialize(raw).map_err(|e| format!("block does not decode: {e}"))?;
+        let hash = block.block_hash().to_byte_array();
+        if self
+            .chain
+            .block_place(hash)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(BlockOutcome::Duplicate);
+        }
+        let tip = self.chain.tip().map_err(|e| e.to_string())?;
+        if block.header.prev_blockhash.to_byte_array() != tip.hash {
+            tracing::warn!(hash = %crate::rpc::display_hash(hash), "submitted block does not build on the tip");
+            return Ok(BlockOutcome::Rejected);
+        }
+        let txs: Vec<Transaction> = block.txdata.iter().skip(1).cloned().collect();
+        self.accept_block(raw, hash, tip.height + 1, &txs)
+    }
+
+    /// The pacing check, the kernel, then the devnet's coins and counters.
+    fn accept_block(
+        &self,
+        raw: &[u8],
+        hash: [u8; 32],
+        height: u32,
+        txs: &[Transaction],
+    ) -> Result<BlockOutcome, String> {
         let meets = self
             .pacer
             .lock()
             .map_err(|_| "pacer poisoned")?
             .is_met_by(&hash);
         if !meets {
-            tracing::warn!(
-                template_id = s.template_id,
-                "solution misses the devnet block target"
-            );
+            tracing::warn!(height, "solution misses the devnet block target");
             return Ok(BlockOutcome::Rejected);
         }
-        let outcome = self.chain.submit(&raw).map_err(|e| e.to_string())?;
-        let coins_dropped = self.settle_mempool(&record, outcome);
+        let outcome = self.chain.submit(raw).map_err(|e| e.to_string())?;
+        let coins_dropped = self.settle_mempool(txs, height, outcome);
         if outcome == BlockOutcome::Accepted {
             self.blocks_accepted.fetch_add(1, Ordering::Relaxed);
             self.block_txs
-                .fetch_add(record.txs.len() as u64, Ordering::Relaxed);
+                .fetch_add(txs.len() as u64, Ordering::Relaxed);
             self.block_fees
-                .fetch_add(crate::mempool::fees(&record.txs), Ordering::Relaxed);
-            tracing::info!(height = record.height, hash = %crate::rpc::display_hash(hash), "block accepted by the kernel");
+                .fetch_add(crate::mempool::fees(txs), Ordering::Relaxed);
+            tracing::info!(height, hash = %crate::rpc::display_hash(hash), txs = txs.len(), "block accepted by the kernel");
             if let Ok(mut p) = self.pacer.lock() {
                 p.on_block();
             }
             self.announce()?;
         } else {
-            tracing::warn!(height = record.height, ?outcome, "block not connected");
+            tracing::warn!(height, ?outcome, "block not connected");
             if coins_dropped {
                 // The refused template would be refused again: offer one without those coins.
                 self.announce()?;
             }
         }
         Ok(outcome)
+    }
+
+    /// The transactions the node would mine next (its "mempool"): the current template's.
+    pub fn mempool_transactions(&self) -> Arc<Vec<Transaction>> {
+        self.current.borrow().template.txs.clone()
     }
 
     /// The serialized transactions (after the coinbase) of a template still kept.
@@ -225,11 +264,11 @@ impl TemplateState {
     /// new ones; a rejected block's transactions drop theirs (after a reorg the coin list may
     /// name outputs the chain no longer has, and the kernel refusing them is how we learn it).
     /// Returns whether coins were dropped.
-    fn settle_mempool(&self, record: &TemplateRecord, outcome: BlockOutcome) -> bool {
+    fn settle_mempool(&self, txs: &[Transaction], height: u32, outcome: BlockOutcome) -> bool {
         let Some(mempool) = &self.mempool else {
             return false;
         };
-        if record.txs.is_empty() || outcome == BlockOutcome::Duplicate {
+        if txs.is_empty() || outcome == BlockOutcome::Duplicate {
             return false;
         }
         let Ok(mut m) = mempool.lock() else {
@@ -237,11 +276,11 @@ impl TemplateState {
         };
         let dropped = outcome != BlockOutcome::Accepted;
         if !dropped {
-            m.on_block(record.height, &record.txs);
+            m.on_block(height, txs);
         } else {
-            m.forget_spent_by(&record.txs);
+            m.forget_spent_by(txs);
             tracing::warn!(
-                txs = record.txs.len(),
+                txs = txs.len(),
                 "block with devnet transactions refused; their coins dropped"
             );
         }

@@ -1,0 +1,239 @@
+//! The jd-server role: the SV2 Job Declaration Protocol over Noise. A miner's job declarator
+//! client declares the block it wants to mine (its coinbase and its transactions, by wtxid);
+//! the jd-server checks that the coinbase pays the pool the whole reward and that every
+//! transaction is known or provided, and answers with a signed token the pool checks the
+//! miner's `SetCustomMiningJob` against. Pushed solutions go to the jd-server's node.
+
+pub mod coinbase;
+pub mod config;
+pub mod node;
+pub mod session;
+pub mod token;
+
+pub use config::JdServerConfig;
+pub use token::{CustomJobFields, TokenError, TokenVerifier};
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stratum_core::bitcoin::secp256k1::Keypair;
+use stratum_core::bitcoin::{Network, ScriptBuf};
+use sv2_io::{AuthorityKeypair, AuthorityPublicKey};
+use tokio_util::sync::CancellationToken;
+
+/// Errors starting a jd-server.
+#[derive(Debug, thiserror::Error)]
+pub enum JdServerError {
+    /// Invalid configuration value.
+    #[error("invalid jd-server config `{key}`: {reason}")]
+    Config {
+        /// Key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Key file.
+    #[error(transparent)]
+    Key(#[from] sv2_io::KeyError),
+    /// Listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// What a declaration must satisfy, and how long its tokens live.
+#[derive(Debug, Clone)]
+pub struct DeclarationPolicy {
+    /// The pool's coinbase script: every output with value must pay it.
+    pub payout: ScriptBuf,
+    /// Network (for the subsidy schedule).
+    pub network: Network,
+    /// Lifetime of a declared job's token.
+    pub token_lifetime: Duration,
+    /// Lifetime of an allocated (not yet used) token.
+    pub allocation_lifetime: Duration,
+    /// How long a declaration waits for the transactions it was asked for.
+    pub missing_txs_timeout: Duration,
+}
+
+/// Counters of a jd-server.
+#[derive(Debug, Default)]
+pub struct JdServerStats {
+    /// Jobs declared and signed.
+    pub declared_jobs: AtomicU64,
+    /// Solutions pushed by clients.
+    pub solutions_pushed: AtomicU64,
+    /// Pushed blocks the node accepted.
+    pub blocks_submitted: AtomicU64,
+    refused: Mutex<BTreeMap<String, u64>>,
+}
+
+impl JdServerStats {
+    fn refused(&self, code: &str) {
+        if let Ok(mut r) = self.refused.lock() {
+            *r.entry(code.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Declarations refused, by SV2 error code.
+    pub fn refused_by_code(&self) -> BTreeMap<String, u64> {
+        self.refused.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// An allocated token not yet used by a declaration.
+struct Allocation {
+    connection: u64,
+    expires: Instant,
+}
+
+/// State shared by all job declaration connections.
+pub struct JobDeclarator {
+    policy: DeclarationPolicy,
+    signer: Keypair,
+    node: node::NodeView,
+    allocations: Mutex<HashMap<[u8; 16], Allocation>>,
+    next_connection: AtomicU64,
+    /// Counters.
+    pub stats: Arc<JdServerStats>,
+}
+
+/// Allocated tokens kept at most (older unused ones are dropped).
+const MAX_ALLOCATIONS: usize = 100_000;
+
+impl JobDeclarator {
+    /// A declarator signing with `keys`, checking against `policy`, seeing the chain via `node`.
+    pub fn new(
+        policy: DeclarationPolicy,
+        keys: &AuthorityKeypair,
+        node: node_rpc::BitcoinRpc,
+    ) -> Result<Self, JdServerError> {
+        Ok(Self {
+            policy,
+            signer: keys.keypair()?,
+            node: node::NodeView::new(node),
+            allocations: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(1),
+            stats: Arc::new(JdServerStats::default()),
+        })
+    }
+
+    /// A fresh single-use token for a declaration on `connection`.
+    fn allocate(&self, connection: u64) -> [u8; 16] {
+        let token: [u8; 16] = rand::random();
+        if let Ok(mut a) = self.allocations.lock() {
+            let now = Instant::now();
+            if a.len() >= MAX_ALLOCATIONS {
+                a.retain(|_, v| v.expires > now);
+            }
+            a.insert(
+                token,
+                Allocation {
+                    connection,
+                    expires: now + self.policy.allocation_lifetime,
+                },
+            );
+        }
+        token
+    }
+
+    /// Uses up an allocated token; refuses unknown, reused, expired or foreign ones.
+    fn redeem(&self, token: &[u8], connection: u64) -> Result<(), &'static str> {
+        let key: [u8; 16] = token
+            .try_into()
+            .map_err(|_| "not a token of this jd-server")?;
+        let mut a = self
+            .allocations
+            .lock()
+            .map_err(|_| "allocations poisoned")?;
+        let alloc = a.remove(&key).ok_or("unknown or already used token")?;
+        if alloc.connection != connection {
+            return Err("token allocated to another connection");
+        }
+        if alloc.expires <= Instant::now() {
+            return Err("token expired");
+        }
+        Ok(())
+    }
+}
+
+/// A running jd-server.
+pub struct JdServerHandle {
+    /// Listening address.
+    pub addr: SocketAddr,
+    /// Authority key clients pin and the pool trusts for tokens.
+    pub authority: AuthorityPublicKey,
+    /// Counters.
+    pub stats: Arc<JdServerStats>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JdServerHandle {
+    /// Stops listening and drops all connections.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Declared jobs so far.
+    pub fn declared_jobs(&self) -> u64 {
+        self.stats.declared_jobs.load(Ordering::Relaxed)
+    }
+}
+
+/// Listens on `listen` and serves job declaration with `declarator` (authenticated as `keys`)
+/// until `shutdown`.
+pub async fn serve(
+    listen: SocketAddr,
+    keys: AuthorityKeypair,
+    declarator: Arc<JobDeclarator>,
+    shutdown: CancellationToken,
+) -> Result<JdServerHandle, JdServerError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| JdServerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| JdServerError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let authority = keys.public();
+    let stats = declarator.stats.clone();
+    let task = tokio::spawn(sv2_io::serve(
+        listener,
+        keys,
+        "jd-server",
+        shutdown.clone(),
+        move |r, s, peer| session::serve(declarator.clone(), r, s, peer),
+    ));
+    tracing::info!(%addr, %authority, "jd-server started");
+    Ok(JdServerHandle {
+        addr,
+        authority,
+        stats,
+        shutdown,
+        task,
+    })
+}
+
+/// Starts a standalone jd-server from its config file's settings.
+pub async fn start(config: JdServerConfig) -> Result<JdServerHandle, JdServerError> {
+    let (policy, keys) = config.resolve()?;
+    let declarator = Arc::new(JobDeclarator::new(
+        policy,
+        &keys,
+        node_rpc::BitcoinRpc::new(config.node_rpc.clone()),
+    )?);
+    serve(config.listen, keys, declarator, CancellationToken::new()).await
+}
