@@ -73,6 +73,8 @@ async fn mint_and_pool_only_talk_to_each_other() {
         admin_listen: None,
         admin_token: None,
         admin_allow_remote: false,
+        job_declaration: None,
+        trusted_jd_servers: Vec::new(),
     };
     // A pool whose key the mint does not list: the mint refuses it (MintAuthError).
     let unknown_pool =

@@ -264,6 +264,8 @@ impl StackConfigs {
                 admin_listen: Some(local(ports.pool_admin)),
                 admin_token: None,
                 admin_allow_remote: false,
+                job_declaration: None,
+                trusted_jd_servers: Vec::new(),
             },
             translator: TranslatorConfig {
                 data_dir: d.join("translator"),

@@ -43,6 +43,7 @@ fn channel() -> (PoolChannel, u32, u32, usize) {
         vardiff: ehash_protocol::vardiff::PowerOfTwoVardiff::new(Duration::from_secs(60), 20.0),
         work_seq: 0,
         counters: Default::default(),
+        custom_jobs: Default::default(),
     };
     // The easiest target there is (rust-bitcoin's Target::MAX is difficulty 1).
     pc.set_target(0, Target::from_le_bytes([0xff; 32]))

@@ -34,6 +34,8 @@ pub struct PoolChannel {
     pub work_seq: u64,
     /// Counters the dashboard reads.
     pub counters: std::sync::Arc<crate::board::ChannelCounters>,
+    /// Recent custom jobs (job declaration), for the blocks their shares find.
+    pub custom_jobs: crate::custom_jobs::CustomJobBook,
 }
 
 /// A share of either kind.
@@ -57,6 +59,13 @@ impl Share {
         match self {
             Share::Extended(s) => s.sequence_number,
             Share::Standard(s) => s.sequence_number,
+        }
+    }
+    /// Job id.
+    pub fn job_id(&self) -> u32 {
+        match self {
+            Share::Extended(s) => s.job_id,
+            Share::Standard(s) => s.job_id,
         }
     }
     /// (version, ntime, nonce).

@@ -64,6 +64,23 @@ pub struct PoolConfig {
     /// Accept admin requests from other hosts (still with the token).
     #[serde(default)]
     pub admin_allow_remote: bool,
+    /// A jd-server inside the pool process (job declaration; needs `chain_rpc`).
+    #[serde(default)]
+    pub job_declaration: Option<PoolJobDeclaration>,
+    /// Authority keys of standalone jd-servers whose declared-job tokens the pool accepts.
+    #[serde(default)]
+    pub trusted_jd_servers: Vec<String>,
+}
+
+/// `[job_declaration]`: the embedded jd-server (it signs with the pool's authority key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolJobDeclaration {
+    /// Where job declarator clients connect (Noise, SV2 job declaration).
+    pub listen: SocketAddr,
+    /// Declaration rules and lifetimes.
+    #[serde(flatten)]
+    pub declaration: hashpool_jd_server::config::DeclarationSettings,
 }
 
 fn default_maturity() -> u32 {
@@ -194,6 +211,26 @@ impl Validate for PoolConfig {
                 }
                 _ => {}
             }
+        }
+        if let Some(jd) = &self.job_declaration {
+            if self.chain_rpc.is_none() {
+                return Err(ConfigProblem::new(
+                    "job_declaration",
+                    "the jd-server checks declarations against the node: set chain_rpc",
+                ));
+            }
+            jd.declaration
+                .policy(stratum_core::bitcoin::ScriptBuf::new())
+                .map_err(|e| match e {
+                    hashpool_jd_server::JdServerError::Config { key, reason } => {
+                        ConfigProblem::new("job_declaration", format!("{key}: {reason}"))
+                    }
+                    other => ConfigProblem::new("job_declaration", other),
+                })?;
+        }
+        for key in &self.trusted_jd_servers {
+            key.parse::<sv2_io::AuthorityPublicKey>()
+                .map_err(|e| ConfigProblem::new("trusted_jd_servers", format!("{key}: {e}")))?;
         }
         hashpool_ops_http::config_check::admin(self.admin())
     }

@@ -14,7 +14,12 @@ use std::time::Duration;
 use stratum_core::bitcoin::Target;
 use stratum_core::channels_sv2::server::extended::ExtendedChannel;
 use stratum_core::channels_sv2::server::standard::StandardChannel;
-use stratum_core::common_messages_sv2::{Protocol, SetupConnectionSuccess};
+use stratum_core::common_messages_sv2::{
+    Protocol, SetupConnectionErrorOwned, SetupConnectionSuccess,
+};
+
+/// `SetupConnection` flag of the mining protocol: the client selects its own work.
+const REQUIRES_WORK_SELECTION: u32 = 0b10;
 use stratum_core::extensions_sv2::{RequestExtensionsErrorOwned, RequestExtensionsSuccessOwned};
 use stratum_core::mining_sv2::{
     OpenExtendedMiningChannelSuccessOwned, OpenMiningChannelErrorOwned,
@@ -46,6 +51,8 @@ pub(crate) struct Connection {
     pub(crate) sender: FrameSender,
     pub(crate) channels: HashMap<u32, PoolChannel>,
     pub(crate) ehash: bool,
+    /// The client chooses its work (job declaration): its channels get custom jobs only.
+    pub(crate) work_selection: bool,
     pub(crate) replies: mpsc::UnboundedSender<EhashReply>,
     /// Connection number and remote address, shown on the dashboard.
     pub(crate) number: u64,
@@ -68,13 +75,23 @@ pub async fn serve(
     let _admitted = Admitted(ctx.clone(), number);
     let mut frame = reader.next().await.map_err(|e| e.to_string())?;
     let (ext, t) = sv2_io::frame::kind(&frame);
-    match (ext, CommonMessages::try_from((t, frame.payload()))) {
-        (0, Ok(CommonMessages::SetupConnection(s))) if s.protocol == Protocol::MiningProtocol => {}
+    let work_selection = match (ext, CommonMessages::try_from((t, frame.payload()))) {
+        (0, Ok(CommonMessages::SetupConnection(s))) if s.protocol == Protocol::MiningProtocol => {
+            stratum_core::common_messages_sv2::has_work_selection(s.flags)
+        }
         _ => {
             return Err(format!(
                 "expected SetupConnection(mining), got type {t:#04x}"
             ))
         }
+    };
+    if work_selection && !ctx.jd_tokens.is_enabled() {
+        let refused = CommonMessagesOwned::SetupConnectionError(SetupConnectionErrorOwned {
+            flags: REQUIRES_WORK_SELECTION,
+            error_code: str255("unsupported-feature-flags")?,
+        });
+        send(&sender, refused).await?;
+        return Err("work selection asked, but this pool has no jd-server".into());
     }
     let ok = CommonMessagesOwned::SetupConnectionSuccess(SetupConnectionSuccess {
         used_version: 2,
@@ -95,6 +112,7 @@ pub async fn serve(
         sender,
         channels: HashMap::new(),
         ehash: false,
+        work_selection,
         replies,
     };
     loop {
@@ -215,6 +233,9 @@ impl Connection {
             }
             AnyMessage::Mining(Mining::SubmitSharesStandard(s)) => {
                 self.on_share(Share::Standard(s), blinded).await
+            }
+            AnyMessage::Mining(Mining::SetCustomMiningJob(m)) => {
+                self.on_custom_job(m.into_owned()).await
             }
             AnyMessage::Mining(Mining::CloseChannel(c)) => {
                 if self.channels.remove(&c.channel_id).is_some() {
@@ -342,6 +363,7 @@ impl Connection {
                 self.ctx.shares_per_minute,
             ),
             work_seq: 0,
+            custom_jobs: Default::default(),
         };
         pc.set_target(p.k, self.ctx.unit.target(p.k))?;
         self.send_mining(success).await?;
@@ -480,6 +502,9 @@ impl Connection {
 
     /// Gives a new channel the current future job, prev hash and active job.
     async fn replay_work(&mut self, channel_id: u32) -> Result<(), String> {
+        if self.work_selection {
+            return Ok(());
+        }
         let snapshot = self.ctx.work.snapshot();
         if let Some(ch) = self.channels.get_mut(&channel_id) {
             ch.work_seq = snapshot.seq;
@@ -525,6 +550,10 @@ impl Connection {
         received: std::time::Instant,
         event: &WorkEvent,
     ) -> Result<(), String> {
+        if self.work_selection {
+            // Its channels mine the client's own jobs (SetCustomMiningJob).
+            return Ok(());
+        }
         let due: Vec<u32> = self
             .channels
             .iter_mut()

@@ -8,6 +8,7 @@ pub mod board;
 pub mod chain_view;
 pub mod channel;
 pub mod config;
+pub mod custom_jobs;
 pub mod dashboard;
 pub mod downstream;
 pub mod found_blocks;
@@ -102,6 +103,8 @@ pub struct PoolContext {
     pub next_connection: std::sync::atomic::AtomicU64,
     /// Live connections and bans.
     pub admission: Arc<admission::Admission>,
+    /// The jd-servers whose declared-job tokens custom jobs must carry (none: no custom jobs).
+    pub jd_tokens: hashpool_jd_server::TokenVerifier,
 }
 
 /// File name of the share journal in the pool's data dir.
@@ -125,6 +128,8 @@ pub struct PoolHandle {
     pub blocks: Arc<found_blocks::BlockStore>,
     /// The work from the template provider (templates, tips, their transactions).
     pub work: Arc<work::WorkState>,
+    /// The embedded jd-server, if `[job_declaration]` is configured.
+    pub jd_server: Option<hashpool_jd_server::JdServerHandle>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -133,6 +138,9 @@ impl PoolHandle {
     /// Stops listening and drops all links.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        if let Some(jd) = self.jd_server {
+            jd.shutdown().await;
+        }
         for t in self.tasks {
             let _ = t.await;
         }
@@ -206,6 +214,16 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     }
     let (solutions, solutions_rx) = mpsc::channel(64);
     let (found_tx, found_rx) = mpsc::channel(64);
+    let mut trusted: Vec<[u8; 32]> = config
+        .trusted_jd_servers
+        .iter()
+        .map(|k| k.parse::<AuthorityPublicKey>().map(|k| k.0))
+        .collect::<Result<_, _>>()?;
+    if config.job_declaration.is_some() {
+        trusted.push(keys.public().0);
+    }
+    let jd_tokens = hashpool_jd_server::TokenVerifier::new(&trusted)
+        .map_err(|e| config_err("trusted_jd_servers", e))?;
     let ctx = Arc::new(PoolContext {
         unit,
         payout: payout.clone(),
@@ -222,6 +240,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         board: board.clone(),
         next_connection: std::sync::atomic::AtomicU64::new(1),
         admission: admission.clone(),
+        jd_tokens,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -286,6 +305,31 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         )),
     ];
     let mut tasks = tasks;
+    let jd_server = match (&config.job_declaration, &config.chain_rpc) {
+        (Some(jd), Some(rpc)) => {
+            let policy = jd
+                .declaration
+                .policy(payout.clone())
+                .map_err(|e| config_err("job_declaration", e))?;
+            let declarator = hashpool_jd_server::JobDeclarator::new(
+                policy,
+                &keys,
+                chain_view::BitcoinRpc::new(rpc.clone()),
+            )
+            .map_err(|e| config_err("job_declaration", e))?;
+            Some(
+                hashpool_jd_server::serve(
+                    jd.listen,
+                    keys.clone(),
+                    Arc::new(declarator),
+                    shutdown.child_token(),
+                )
+                .await
+                .map_err(|e| config_err("job_declaration.listen", e))?,
+            )
+        }
+        _ => None,
+    };
     let metrics_addr = hashpool_ops_http::serve_configured(
         config.metrics_listen,
         || metrics::registry(stats.clone(), board.clone()),
@@ -330,6 +374,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         admin_addr,
         blocks,
         work,
+        jd_server,
         shutdown,
         tasks,
     })

@@ -80,6 +80,7 @@ impl Connection {
             return self.reject(channel_id, seq, m::ERR_MINT_UNAVAILABLE).await;
         }
         let (version, ntime, nonce) = share.header_fields();
+        let job_id = share.job_id();
         let block_target = self.ctx.work.block_target();
         let Some(ch) = self.channels.get_mut(&channel_id) else {
             return self.reject(channel_id, seq, "invalid-channel-id").await;
@@ -95,8 +96,13 @@ impl Connection {
                 let share_ok = meets(&hash, &target);
                 let is_block = share_ok && block_target.is_some_and(|t| meets(&hash, &t));
                 if is_block && parent.is_some_and(|p| self.ctx.work.claim_block(p)) {
-                    if let Some(template_id) = template_id {
-                        self.submit_block(template_id, version, ntime, nonce, coinbase, hash);
+                    match template_id {
+                        Some(template_id) => {
+                            self.submit_block(template_id, version, ntime, nonce, coinbase, hash)
+                        }
+                        // A custom job's block: the miner's job declarator client submits it
+                        // (to its node and the jd-server); the pool records and follows it.
+                        None => self.custom_block_found(channel_id, job_id, hash),
                     }
                 }
                 share_ok
@@ -239,6 +245,29 @@ impl Connection {
         let reward = facts.map(|f| f.value).unwrap_or(0);
         let height = facts.and_then(|f| f.height);
         tracing::info!(template_id, hash = %hash_hex, reward, ?height, "block found");
+        self.record_found_block(template_id, hash, height, reward);
+    }
+
+    fn custom_block_found(&self, channel_id: u32, job_id: u32, hash: [u8; 32]) {
+        let facts = self
+            .channels
+            .get(&channel_id)
+            .and_then(|ch| ch.custom_jobs.get(job_id));
+        let Some(facts) = facts else {
+            tracing::error!(channel_id, job_id, "block on a custom job no longer remembered; not followed");
+            return;
+        };
+        let mut shown = hash;
+        shown.reverse();
+        tracing::info!(channel_id, job_id, hash = %hex::encode(shown), reward = facts.reward, height = facts.height, "block found on a custom job");
+        self.record_found_block(0, hash, Some(facts.height), facts.reward);
+    }
+
+    /// Follows a found block to maturity and lists it on the dashboard.
+    fn record_found_block(&self, template_id: u64, hash: [u8; 32], height: Option<u32>, reward: u64) {
+        let mut shown = hash;
+        shown.reverse();
+        let hash_hex = hex::encode(shown);
         match height {
             Some(height) => {
                 let found = crate::found_blocks::NewBlock {

@@ -46,6 +46,10 @@ pub struct PoolStats {
     pub chain_tip_height: AtomicU64,
     /// Blocks found (solutions meeting the network target, submitted to the TP).
     pub blocks: Mutex<Vec<FoundBlock>>,
+    /// Custom jobs (job declaration) set on channels.
+    pub custom_jobs: AtomicU64,
+    /// Custom jobs refused, by SV2 error code.
+    pub custom_jobs_refused: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Rejected shares by SV2 error code.
     pub rejected_by_reason: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Time from new work at the pool to its jobs queued for each connection.

@@ -39,23 +39,7 @@ pub struct TemplateFacts {
     pub height: Option<u32>,
 }
 
-/// Height pushed first in a coinbase script (BIP34): `OP_1..OP_16`, or a 1-5 byte little-endian
-/// number push.
-pub fn bip34_height(script: &[u8]) -> Option<u32> {
-    let first = *script.first()?;
-    match first {
-        0x51..=0x60 => Some(u32::from(first - 0x50)),
-        1..=5 => {
-            let bytes = script.get(1..=usize::from(first))?;
-            let mut v: u64 = 0;
-            for (i, b) in bytes.iter().enumerate() {
-                v |= u64::from(*b) << (8 * i);
-            }
-            u32::try_from(v).ok()
-        }
-        _ => None,
-    }
-}
+pub use hashpool_jd_server::coinbase::bip34_height;
 
 /// Current work plus a broadcast of changes.
 pub struct WorkState {
