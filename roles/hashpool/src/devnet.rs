@@ -49,6 +49,9 @@ pub struct DevnetOptions {
     pub mint_db: Option<String>,
     /// Transactions of its own each template carries (0: coinbase-only).
     pub mempool_txs: u32,
+    /// Run a jd-client in front of the translator and a jd-server in the pool: the blocks
+    /// found are the jd-client's templates (job declaration).
+    pub job_declaration: bool,
 }
 
 impl Default for DevnetOptions {
@@ -70,6 +73,7 @@ impl Default for DevnetOptions {
             buyback_quote_secs: 60,
             mint_db: None,
             mempool_txs: 0,
+            job_declaration: false,
         }
     }
 }
@@ -111,6 +115,10 @@ pub struct DevnetReport {
     pub block_txs: u64,
     /// Their fees, sats (part of the rewards the pool recorded).
     pub block_fees_sats: u64,
+    /// Jobs the jd-server accepted from the jd-client (`--job-declaration`).
+    pub declared_jobs: u64,
+    /// Custom jobs the pool set on the jd-client's channels.
+    pub custom_jobs: u64,
 }
 
 /// A running stack.
@@ -123,6 +131,8 @@ pub struct DevnetStack {
     pub pool: PoolHandle,
     /// Translator.
     pub translator: TranslatorHandle,
+    /// The jd-client between translator and pool (`--job-declaration`).
+    pub jd_client: Option<hashpool_jd_client::JdClientHandle>,
     /// Miner counters.
     pub miner_stats: Vec<Arc<MinerStats>>,
     /// Dashboards, mint API, `/metrics` and `/health` of every role, as `(name, url)`.
@@ -150,6 +160,17 @@ impl DevnetStack {
         }
         let pool = hashpool_pool::start(c.pool.clone()).await?;
         c.translator.pool_address = pool.addr.to_string();
+        let jd_client = match (c.jd_client.as_mut(), pool.jd_server.as_ref()) {
+            (Some(jdc), Some(jds)) => {
+                jdc.pool_address = pool.addr.to_string();
+                jdc.jd_server_address = jds.addr.to_string();
+                jdc.tp_address = tp.addr.to_string();
+                let handle = hashpool_jd_client::start(jdc.clone()).await?;
+                c.translator.pool_address = handle.addr.to_string();
+                Some(handle)
+            }
+            _ => None,
+        };
         c.translator.nominal_hashrate = 500_000.0 * (o.miners * o.threads) as f32;
         let translator = hashpool_translator::start(c.translator.clone()).await?;
         // The addresses actually bound (ephemeral ports), for the URL list.
@@ -167,6 +188,7 @@ impl DevnetStack {
             mint,
             pool,
             translator,
+            jd_client,
             miner_stats: Vec::new(),
             miners_stop: CancellationToken::new(),
             miner_tasks: Vec::new(),
@@ -289,6 +311,12 @@ impl DevnetStack {
             solvent: liabilities.solvent,
             block_txs: self.tp.state.block_txs.load(Ordering::Relaxed),
             block_fees_sats: self.tp.state.block_fees.load(Ordering::Relaxed),
+            declared_jobs: self
+                .pool
+                .jd_server
+                .as_ref()
+                .map_or(0, |j| j.declared_jobs()),
+            custom_jobs: p.custom_jobs,
         })
     }
 
@@ -316,6 +344,9 @@ impl DevnetStack {
             let _ = t.await;
         }
         self.translator.shutdown().await;
+        if let Some(jdc) = self.jd_client {
+            jdc.shutdown().await;
+        }
         self.pool.shutdown().await;
         self.mint.shutdown().await;
         self.tp.shutdown().await;

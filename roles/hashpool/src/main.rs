@@ -53,6 +53,19 @@ enum Command {
         #[command(subcommand)]
         action: Option<PoolAction>,
     },
+    /// A standalone jd-server (SV2 job declaration; the pool lists its key in
+    /// `trusted_jd_servers`).
+    JdServer {
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// The jd-client: declares the miner's own templates and mines them on the pool.
+    JdClient {
+        /// Config file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// The translator (SV1 server, SV2 upstream, ehash wallet).
     Translator {
         /// Config file.
@@ -112,9 +125,15 @@ struct DevnetRunArgs {
     #[arg(long, value_name = "URL")]
     mint_db: Option<String>,
     /// Transactions of its own each template carries (the template provider first pre-mines
-    /// 110 blocks whose coinbases they spend); 0: coinbase-only templates.
-    #[arg(long, default_value_t = 0)]
-    mempool_txs: u32,
+    /// 110 blocks whose coinbases they spend); 0: coinbase-only templates. Default 0, or 3
+    /// with `--job-declaration`.
+    #[arg(long)]
+    mempool_txs: Option<u32>,
+    /// Job declaration: a jd-server in the pool and a jd-client in front of the translator, so
+    /// the blocks found are the jd-client's templates (with 3 transactions each unless
+    /// `--mempool-txs` says otherwise).
+    #[arg(long)]
+    job_declaration: bool,
     #[command(flatten)]
     epochs: EpochArgs,
 }
@@ -143,9 +162,14 @@ enum DevnetAction {
         /// Put the mint on this PostgreSQL database instead of SQLite files.
         #[arg(long, value_name = "URL")]
         mint_db: Option<String>,
-        /// Transactions of its own each template carries (0: coinbase-only templates).
-        #[arg(long, default_value_t = 0)]
-        mempool_txs: u32,
+        /// Transactions of its own each template carries (0: coinbase-only templates). Default
+        /// 0, or 3 with `--job-declaration`.
+        #[arg(long)]
+        mempool_txs: Option<u32>,
+        /// Also write jd-client.toml, a jd-server in pool.toml, and point the translator at
+        /// the jd-client.
+        #[arg(long)]
+        job_declaration: bool,
         #[command(flatten)]
         epochs: EpochArgs,
     },
@@ -264,6 +288,16 @@ async fn run_devnet(opts: DevnetOptions, until_blocks: Option<u64>) -> anyhow::R
     Ok(())
 }
 
+/// Templates carry transactions of their own by default only with job declaration, whose point
+/// is choosing them.
+fn default_mempool_txs(job_declaration: bool) -> u32 {
+    if job_declaration {
+        3
+    } else {
+        0
+    }
+}
+
 async fn run_until_ctrl_c<F: std::future::Future<Output = ()>>(shutdown: F) {
     ctrl_c().await;
     shutdown.await;
@@ -300,6 +334,7 @@ async fn main() -> anyhow::Result<()> {
                     shares_per_minute,
                     mint_db,
                     mempool_txs,
+                    job_declaration,
                     epochs,
                 }),
             ..
@@ -313,7 +348,8 @@ async fn main() -> anyhow::Result<()> {
                 block_interval_secs: block_interval,
                 shares_per_minute,
                 mint_db,
-                mempool_txs,
+                mempool_txs: mempool_txs.unwrap_or(default_mempool_txs(job_declaration)),
+                job_declaration,
                 epoch_blocks: epochs.epoch_blocks,
                 accrual_epochs: epochs.accrual_epochs,
                 maturity: epochs.maturity,
@@ -359,10 +395,27 @@ async fn main() -> anyhow::Result<()> {
                 accrual_epochs: run.epochs.accrual_epochs,
                 maturity: run.epochs.maturity,
                 mint_db: run.mint_db,
-                mempool_txs: run.mempool_txs,
+                mempool_txs: run
+                    .mempool_txs
+                    .unwrap_or(default_mempool_txs(run.job_declaration)),
+                job_declaration: run.job_declaration,
                 ..Default::default()
             };
             run_devnet(opts, run.until_blocks).await
+        }
+        Command::JdServer { config } => {
+            let h = hashpool_jd_server::start(config_file::load(&config)?)
+                .await
+                .context("jd-server")?;
+            run_until_ctrl_c(h.shutdown()).await;
+            Ok(())
+        }
+        Command::JdClient { config } => {
+            let h = hashpool_jd_client::start(config_file::load(&config)?)
+                .await
+                .context("jd-client")?;
+            run_until_ctrl_c(h.shutdown()).await;
+            Ok(())
         }
         Command::TemplateProvider { config } => {
             let h = hashpool_devnet::start(config_file::load(&config)?)

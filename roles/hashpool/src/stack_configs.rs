@@ -4,6 +4,7 @@
 
 use crate::DevnetOptions;
 use hashpool_devnet::TemplateProviderConfig;
+use hashpool_jd_client::JdClientConfig;
 use hashpool_miner::MinerOptions;
 use hashpool_mint::MintConfig;
 use hashpool_pool::PoolConfig;
@@ -66,6 +67,10 @@ pub struct DevnetPorts {
     pub mint_admin: u16,
     /// CPU miner `/metrics` and `/health`.
     pub miner_metrics: u16,
+    /// The pool's embedded jd-server (SV2 job declaration), with `--job-declaration`.
+    pub jd_server: u16,
+    /// The jd-client translators connect to, with `--job-declaration`.
+    pub jd_client: u16,
 }
 
 impl DevnetPorts {
@@ -84,6 +89,8 @@ impl DevnetPorts {
         pool_admin: 13335,
         mint_admin: 13340,
         miner_metrics: 34257,
+        jd_server: 18446,
+        jd_client: 34258,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -100,10 +107,12 @@ impl DevnetPorts {
         pool_admin: 0,
         mint_admin: 0,
         miner_metrics: 0,
+        jd_server: 0,
+        jd_client: 0,
     };
 
     /// Ports taken from `base` on.
-    pub const COUNT: u16 = 13;
+    pub const COUNT: u16 = 15;
     /// Ports after the stack's that tests with extra roles (a second pool…) may use.
     pub const SPARE: u16 = 8;
 
@@ -123,6 +132,8 @@ impl DevnetPorts {
             pool_admin: base.saturating_add(10),
             mint_admin: base.saturating_add(11),
             miner_metrics: base.saturating_add(12),
+            jd_server: base.saturating_add(13),
+            jd_client: base.saturating_add(14),
         }
     }
 }
@@ -144,6 +155,8 @@ pub struct StackConfigs {
     pub translator: TranslatorConfig,
     /// One CPU miner.
     pub miner: MinerOptions,
+    /// The jd-client between translator and pool (`--job-declaration`).
+    pub jd_client: Option<JdClientConfig>,
 }
 
 /// HASH the devnet mint's faucet gives per request.
@@ -203,6 +216,32 @@ impl StackConfigs {
         let key =
             |role: &str| AuthorityKeypair::load_or_generate(&d.join(role).join("authority.key"));
         let (tp_key, mint_key, pool_key) = (key("template-provider")?, key("mint")?, key("pool")?);
+        let jd_client = if o.job_declaration {
+            let jdc_key = key("jd-client")?;
+            Some((
+                JdClientConfig {
+                    data_dir: d.join("jd-client"),
+                    listen: local(ports.jd_client),
+                    pool_address: local(ports.pool).to_string(),
+                    pool_authority: pool_key.public().to_string(),
+                    // The embedded jd-server authenticates with the pool's key.
+                    jd_server_address: local(ports.jd_server).to_string(),
+                    jd_server_authority: pool_key.public().to_string(),
+                    tp_address: local(ports.template_provider).to_string(),
+                    tp_authority: tp_key.public().to_string(),
+                    user_identifier: "devnet-jdc".into(),
+                    jd_server_retry_secs: 5.0,
+                },
+                jdc_key.public().to_string(),
+            ))
+        } else {
+            None
+        };
+        // With job declaration the translator mines through the jd-client.
+        let (upstream_address, upstream_authority) = match &jd_client {
+            Some((c, key)) => (c.listen.to_string(), key.clone()),
+            None => (local(ports.pool).to_string(), pool_key.public().to_string()),
+        };
         Ok(Self {
             template_provider: TemplateProviderConfig {
                 data_dir: d.join("template-provider"),
@@ -264,14 +303,19 @@ impl StackConfigs {
                 admin_listen: Some(local(ports.pool_admin)),
                 admin_token: None,
                 admin_allow_remote: false,
-                job_declaration: None,
+                job_declaration: o.job_declaration.then(|| {
+                    hashpool_pool::config::PoolJobDeclaration {
+                        listen: local(ports.jd_server),
+                        declaration: Default::default(),
+                    }
+                }),
                 trusted_jd_servers: Vec::new(),
             },
             translator: TranslatorConfig {
                 data_dir: d.join("translator"),
                 sv1_listen: local(ports.sv1),
-                pool_address: local(ports.pool).to_string(),
-                pool_authority: pool_key.public().to_string(),
+                pool_address: upstream_address,
+                pool_authority: upstream_authority,
                 fallback_pools: Vec::new(),
                 user_identity: "devnet".into(),
                 nominal_hashrate: 500_000.0 * (o.miners.max(1) * o.threads.max(1)) as f32,
@@ -289,6 +333,7 @@ impl StackConfigs {
                 threads: o.threads.max(1),
                 metrics_listen: Some(local(ports.miner_metrics)),
             },
+            jd_client: jd_client.map(|(c, _)| c),
         })
     }
 
@@ -298,13 +343,17 @@ impl StackConfigs {
             path: dir.display().to_string(),
             source,
         })?;
-        Ok(vec![
+        let mut written = vec![
             write_toml(dir, "template-provider.toml", &self.template_provider)?,
             write_toml(dir, "mint.toml", &self.mint)?,
             write_toml(dir, "pool.toml", &self.pool)?,
             write_toml(dir, "translator.toml", &self.translator)?,
             write_toml(dir, "miner.toml", &self.miner)?,
-        ])
+        ];
+        if let Some(jdc) = &self.jd_client {
+            written.push(write_toml(dir, "jd-client.toml", jdc)?);
+        }
+        Ok(written)
     }
 }
 

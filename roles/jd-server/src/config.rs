@@ -122,3 +122,23 @@ impl JdServerConfig {
         Ok((self.declaration.policy(payout)?, keys))
     }
 }
+
+impl hashpool_ops_http::config_check::Validate for JdServerConfig {
+    /// Checks every value before anything starts; the error names the key.
+    fn validate(&self) -> Result<(), hashpool_ops_http::config_check::ConfigProblem> {
+        use hashpool_ops_http::config_check::{http_url, ConfigProblem};
+        let problem = |e: JdServerError| match e {
+            JdServerError::Config { key, reason } => ConfigProblem::new(key, reason),
+            other => ConfigProblem::new("data_dir", other),
+        };
+        let payout =
+            hex::decode(&self.payout_script).map_err(|e| ConfigProblem::new("payout_script", e))?;
+        if payout.is_empty() {
+            return Err(ConfigProblem::new("payout_script", "empty script"));
+        }
+        self.declaration
+            .policy(ScriptBuf::from_bytes(payout))
+            .map_err(problem)?;
+        http_url("node_rpc.url", &self.node_rpc.url)
+    }
+}

@@ -65,13 +65,20 @@ impl Connection {
         match self.accept_custom_job(m) {
             Ok(facts) => {
                 self.ctx.stats.custom_jobs.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(channel_id, job_id = facts.job_id, height = facts.height, reward = facts.reward, "custom job set");
+                tracing::debug!(
+                    channel_id,
+                    job_id = facts.job_id,
+                    height = facts.height,
+                    reward = facts.reward,
+                    "custom job set"
+                );
                 let ok = SetCustomMiningJobSuccess {
                     channel_id,
                     request_id,
                     job_id: facts.job_id,
                 };
-                self.send_mining(MiningOwned::SetCustomMiningJobSuccess(ok)).await
+                self.send_mining(MiningOwned::SetCustomMiningJobSuccess(ok))
+                    .await
             }
             Err(Refusal(code, why)) => {
                 tracing::info!(channel_id, request_id, code, reason = %why, "custom job refused");
@@ -83,20 +90,30 @@ impl Connection {
                     request_id,
                     error_code: str255(code)?,
                 };
-                self.send_mining(MiningOwned::SetCustomMiningJobError(err)).await
+                self.send_mining(MiningOwned::SetCustomMiningJobError(err))
+                    .await
             }
         }
     }
 
     fn accept_custom_job(&mut self, m: SetCustomMiningJobOwned) -> Result<CustomJobFacts, Refusal> {
         if !self.work_selection {
-            return Err(Refusal(JD_NOT_SUPPORTED, "work selection was not negotiated".into()));
+            return Err(Refusal(
+                JD_NOT_SUPPORTED,
+                "work selection was not negotiated".into(),
+            ));
         }
         let Some(ch) = self.channels.get_mut(&m.channel_id) else {
-            return Err(Refusal(INVALID_CHANNEL_ID, "not a channel of this connection".into()));
+            return Err(Refusal(
+                INVALID_CHANNEL_ID,
+                "not a channel of this connection".into(),
+            ));
         };
         if !matches!(ch.kind, ChannelKind::Extended(_)) {
-            return Err(Refusal(INVALID_CHANNEL_ID, "custom jobs need an extended channel".into()));
+            return Err(Refusal(
+                INVALID_CHANNEL_ID,
+                "custom jobs need an extended channel".into(),
+            ));
         }
         let tip = self
             .ctx
@@ -106,10 +123,16 @@ impl Connection {
             .ok_or_else(|| Refusal(STALE_CHAIN_TIP, "the pool has no chain tip yet".into()))?;
         let prev_hash = m.prev_hash.to_array();
         if prev_hash != tip.prev_hash.to_array() {
-            return Err(Refusal(STALE_CHAIN_TIP, "the job is not on the pool's tip".into()));
+            return Err(Refusal(
+                STALE_CHAIN_TIP,
+                "the job is not on the pool's tip".into(),
+            ));
         }
         if m.nbits != tip.n_bits {
-            return Err(Refusal(INVALID_NBITS, format!("nbits {:#x}, the tip's is {:#x}", m.nbits, tip.n_bits)));
+            return Err(Refusal(
+                INVALID_NBITS,
+                format!("nbits {:#x}, the tip's is {:#x}", m.nbits, tip.n_bits),
+            ));
         }
         let outputs: Vec<TxOut> = deserialize(m.coinbase_tx_outputs.as_bytes())
             .map_err(|e| Refusal(INVALID_OUTPUTS, format!("outputs do not parse: {e}")))?;
@@ -117,17 +140,28 @@ impl Connection {
         for (index, out) in outputs.iter().enumerate() {
             let value = out.value.to_sat();
             if value > 0 && out.script_pubkey != self.ctx.payout {
-                return Err(Refusal(INVALID_OUTPUTS, format!("output {index} pays {value} sat to someone else")));
+                return Err(Refusal(
+                    INVALID_OUTPUTS,
+                    format!("output {index} pays {value} sat to someone else"),
+                ));
             }
             reward = reward.saturating_add(value);
         }
         if reward == 0 {
-            return Err(Refusal(INVALID_OUTPUTS, "the coinbase pays the pool nothing".into()));
+            return Err(Refusal(
+                INVALID_OUTPUTS,
+                "the coinbase pays the pool nothing".into(),
+            ));
         }
         let height = bip34_height(m.coinbase_prefix.as_bytes())
             .ok_or_else(|| Refusal(INVALID_COINBASE_PREFIX, "no BIP34 height".into()))?;
         let outputs_bytes = serialize(&outputs);
-        let path: Vec<[u8; 32]> = m.merkle_path.as_slice().iter().map(|h| h.to_array()).collect();
+        let path: Vec<[u8; 32]> = m
+            .merkle_path
+            .as_slice()
+            .iter()
+            .map(|h| h.to_array())
+            .collect();
         let fields = CustomJobFields {
             version: m.version,
             prev_hash,
@@ -143,7 +177,10 @@ impl Connection {
             .verify(m.token.as_bytes(), &fields, unix_now())
             .map_err(|e| Refusal(INVALID_TOKEN, e.to_string()))?;
         let ChannelKind::Extended(ext) = &mut ch.kind else {
-            return Err(Refusal(INVALID_CHANNEL_ID, "custom jobs need an extended channel".into()));
+            return Err(Refusal(
+                INVALID_CHANNEL_ID,
+                "custom jobs need an extended channel".into(),
+            ));
         };
         let job_id = ext
             .on_set_custom_mining_job(m)

@@ -254,7 +254,11 @@ impl Connection {
             .get(&channel_id)
             .and_then(|ch| ch.custom_jobs.get(job_id));
         let Some(facts) = facts else {
-            tracing::error!(channel_id, job_id, "block on a custom job no longer remembered; not followed");
+            tracing::error!(
+                channel_id,
+                job_id,
+                "block on a custom job no longer remembered; not followed"
+            );
             return;
         };
         let mut shown = hash;
@@ -264,7 +268,13 @@ impl Connection {
     }
 
     /// Follows a found block to maturity and lists it on the dashboard.
-    fn record_found_block(&self, template_id: u64, hash: [u8; 32], height: Option<u32>, reward: u64) {
+    fn record_found_block(
+        &self,
+        template_id: u64,
+        hash: [u8; 32],
+        height: Option<u32>,
+        reward: u64,
+    ) {
         let mut shown = hash;
         shown.reverse();
         let hash_hex = hex::encode(shown);

@@ -105,6 +105,8 @@ pub struct PoolSnapshot {
     pub ehash_refused: u64,
     /// Blocks found.
     pub blocks_found: u64,
+    /// Custom jobs (job declaration) set on channels.
+    pub custom_jobs: u64,
 }
 
 impl PoolStats {
@@ -117,6 +119,7 @@ impl PoolStats {
             ehash_signed: self.ehash_signed.load(Ordering::Relaxed),
             ehash_refused: self.ehash_refused.load(Ordering::Relaxed),
             blocks_found: self.blocks.lock().map(|b| b.len() as u64).unwrap_or(0),
+            custom_jobs: self.custom_jobs.load(Ordering::Relaxed),
         }
     }
 }
