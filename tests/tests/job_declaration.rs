@@ -1,0 +1,667 @@
+//! Job declaration: a jd-client in front of the translator declares the devnet template
+//! provider's templates (with their transactions) to the pool's jd-server and mines them on the
+//! pool as custom jobs; the blocks found are its templates, the kernel accepts them, the pool
+//! records subsidy plus fees, and the shares earn ehash exactly as on pool templates. Then the
+//! refusals: a coinbase that underpays or pays someone else, transactions never provided, a
+//! stale or forged token, a job on a stale tip, and a custom job for another connection's
+//! channel — each refused with its SV2 code, each leaving the connection usable.
+
+use binary_sv2::{B0255Owned, B064KOwned, Seq064KOwned, Str0255Owned, U256Owned};
+use hashpool::DevnetStack;
+use hashpool_devnet::mempool::TX_FEE;
+use hashpool_jd_client::declarer::job_factory;
+use hashpool_tests::{fast_devnet, init_logs};
+use std::time::{Duration, Instant};
+use stratum_core::bitcoin::consensus::{deserialize, serialize};
+use stratum_core::bitcoin::hashes::Hash;
+use stratum_core::bitcoin::{Amount, ScriptBuf, Transaction, TxOut};
+use stratum_core::channels_sv2::chain_tip::ChainTip;
+use stratum_core::common_messages_sv2::Protocol;
+use stratum_core::job_declaration_sv2::{
+    AllocateMiningJobTokenOwned, DeclareMiningJobOwned, ProvideMissingTransactionsSuccessOwned,
+};
+use stratum_core::mining_sv2::{OpenExtendedMiningChannelOwned, SetCustomMiningJobOwned};
+use stratum_core::parsers_sv2::{
+    IsSv2Message, JobDeclaration, JobDeclarationOwned, Mining, MiningOwned, TemplateDistribution,
+    TemplateDistributionOwned,
+};
+use stratum_core::template_distribution_sv2::{
+    CoinbaseOutputConstraints, NewTemplateOwned, RequestTransactionData, SetNewPrevHashOwned,
+    MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
+};
+use sv2_io::{FrameReader, FrameSender};
+
+const TXS: u32 = 3;
+const SUBSIDY: u64 = 5_000_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_templates_are_mined_and_every_share_earns_ehash() {
+    init_logs();
+    let mut opts = fast_devnet("jd");
+    opts.mempool_txs = TXS;
+    opts.job_declaration = true;
+    let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while stack.pool.stats.snapshot().blocks_found < 3 {
+        assert!(Instant::now() < deadline, "no blocks found");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.quiesce(Duration::from_secs(30)).await;
+    let r = stack.report().await.expect("report");
+    println!("{r:?}");
+    let jdc = stack.jd_client.as_ref().expect("jd-client runs");
+    let jdc_stats = &jdc.stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(r.declared_jobs > 0 && r.custom_jobs > 0, "{r:?}");
+    assert_eq!(
+        jdc_stats.fallbacks.load(Relaxed),
+        0,
+        "the jd-client never fell back to pool templates"
+    );
+    // The blocks the pool found are the jd-client's: it saw each one on its own jobs, and the
+    // kernel accepted each with the template's transactions.
+    assert!(jdc_stats.blocks_found.load(Relaxed) >= r.blocks_found);
+    assert_eq!(r.block_txs, u64::from(TXS) * r.blocks_found, "{r:?}");
+    assert_eq!(r.block_fees_sats, r.block_txs * TX_FEE);
+    // Every share was on a custom job (the pool gives a work-selection connection no
+    // templates) and earned ehash, signed by the mint and DLEQ-verified by the wallet.
+    assert!(r.shares_accepted > 0);
+    assert_eq!(r.ehash_accepted, r.ehash_issued);
+    assert_eq!(r.wallet_balance, r.ehash_issued);
+    assert_eq!(r.wallet_proofs_dleq_ok, r.wallet_proofs);
+    // The pool recorded each block with subsidy plus fees, as the coinbase paid it.
+    let blocks = stack.pool.blocks.all().expect("found blocks");
+    assert_eq!(blocks.len() as u64, r.blocks_found);
+    let with_fees = SUBSIDY + u64::from(TXS) * TX_FEE;
+    assert!(
+        blocks.iter().all(|b| b.reward == with_fees),
+        "{:?}",
+        blocks.iter().map(|b| b.reward).collect::<Vec<_>>()
+    );
+    // Both solution paths were taken: the template provider (which accepted the blocks) and
+    // the jd-server (which found each already known).
+    let jds = stack.pool.jd_server.as_ref().expect("jd-server runs");
+    assert!(jds.stats.solutions_pushed.load(Relaxed) >= r.blocks_found);
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
+}
+
+/// The jd-server disappears mid-run: the jd-client falls back to pool templates (its miners
+/// reconnect and get the pool's jobs), blocks keep coming, and every share still earns ehash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_jd_server_the_jd_client_falls_back_to_pool_templates() {
+    use std::sync::atomic::Ordering::Relaxed;
+    init_logs();
+    let mut opts = fast_devnet("jd-fallback");
+    opts.mempool_txs = 1;
+    opts.job_declaration = true;
+    let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
+    let wait_blocks = |stack: &DevnetStack, n: u64| {
+        let found = stack.pool.stats.snapshot().blocks_found;
+        found >= n
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !wait_blocks(&stack, 1) {
+        assert!(Instant::now() < deadline, "no block on declared jobs");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let custom_before = stack.pool.stats.custom_jobs.load(Relaxed);
+    assert!(custom_before > 0);
+    stack
+        .pool
+        .jd_server
+        .take()
+        .expect("jd-server")
+        .shutdown()
+        .await;
+    let found_at_loss = stack.pool.stats.snapshot().blocks_found;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !wait_blocks(&stack, found_at_loss + 2) {
+        assert!(
+            Instant::now() < deadline,
+            "no blocks on pool templates after the fallback"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let jdc = stack.jd_client.as_ref().expect("jd-client");
+    assert!(jdc.stats.fallbacks.load(Relaxed) >= 1);
+    assert_eq!(
+        *jdc.mode.borrow(),
+        hashpool_jd_client::declarer::Mode::PoolTemplates
+    );
+    // At most the custom jobs already in flight when the jd-server went away.
+    let custom_after = stack.pool.stats.custom_jobs.load(Relaxed);
+    assert!(
+        custom_after <= custom_before + 2,
+        "{custom_before} -> {custom_after}"
+    );
+    stack.quiesce(Duration::from_secs(30)).await;
+    let r = stack.report().await.expect("report");
+    assert_eq!(r.wallet_balance, r.ehash_issued);
+    assert_eq!(r.ehash_accepted, r.ehash_issued);
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
+}
+
+/// A Noise link speaking typed SV2 messages.
+struct Link {
+    reader: FrameReader,
+    sender: FrameSender,
+}
+
+impl Link {
+    async fn open(
+        addr: &str,
+        key: &sv2_io::AuthorityPublicKey,
+        protocol: Protocol,
+        flags: u32,
+    ) -> Self {
+        let (reader, sender) = sv2_io::connect_with_setup(addr, key, protocol, flags)
+            .await
+            .expect("link");
+        Self { reader, sender }
+    }
+
+    async fn send<T>(&self, msg: T)
+    where
+        T: binary_sv2::Serialize + binary_sv2::GetSize + IsSv2Message,
+    {
+        let frame = sv2_io::frame::encode_standard(msg).expect("encode");
+        self.sender.send(frame).await.expect("send");
+    }
+
+    async fn next_frame(&mut self) -> sv2_io::Frame {
+        tokio::time::timeout(Duration::from_secs(20), self.reader.next())
+            .await
+            .expect("an answer in time")
+            .expect("link open")
+    }
+
+    async fn jd(&mut self) -> JobDeclarationOwned {
+        let mut f = self.next_frame().await;
+        let (_, t) = sv2_io::frame::kind(&f);
+        JobDeclaration::try_from((t, f.payload()))
+            .expect("a job declaration message")
+            .into_owned()
+    }
+
+    /// The next mining message (other traffic, e.g. targets, skipped by the caller's match).
+    async fn mining(&mut self) -> MiningOwned {
+        loop {
+            let mut f = self.next_frame().await;
+            let (ext, t) = sv2_io::frame::kind(&f);
+            if ext != 0 {
+                continue;
+            }
+            if let Ok(m) = Mining::try_from((t, f.payload())) {
+                return m.into_owned();
+            }
+        }
+    }
+
+    async fn tdp(&mut self) -> TemplateDistributionOwned {
+        let mut f = self.next_frame().await;
+        let (_, t) = sv2_io::frame::kind(&f);
+        TemplateDistribution::try_from((t, f.payload()))
+            .expect("a TDP message")
+            .into_owned()
+    }
+}
+
+/// The template provider's current template on the tip, with its transactions.
+async fn current_template(
+    stack: &DevnetStack,
+) -> (NewTemplateOwned, SetNewPrevHashOwned, Vec<Transaction>) {
+    let mut tp = Link::open(
+        &stack.tp.addr.to_string(),
+        &stack.tp.authority,
+        Protocol::TemplateDistributionProtocol,
+        0,
+    )
+    .await;
+    let constraints = CoinbaseOutputConstraints {
+        coinbase_output_max_additional_size: 100,
+        coinbase_output_max_additional_sigops: 0,
+    };
+    let frame = sv2_io::encode(
+        constraints,
+        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
+        0,
+        false,
+    )
+    .expect("encode");
+    tp.sender.send(frame).await.expect("send");
+    let (mut template, mut tip) = (None, None);
+    while template.is_none() || tip.is_none() {
+        match tp.tdp().await {
+            TemplateDistributionOwned::NewTemplate(t) => template = Some(t),
+            TemplateDistributionOwned::SetNewPrevHash(p) => tip = Some(p),
+            _ => {}
+        }
+    }
+    let template = template.expect("template");
+    let ask = RequestTransactionData {
+        template_id: template.template_id,
+    };
+    let frame =
+        sv2_io::encode(ask, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA, 0, false).expect("encode");
+    tp.sender.send(frame).await.expect("send");
+    let txs = loop {
+        if let TemplateDistributionOwned::RequestTransactionDataSuccess(s) = tp.tdp().await {
+            break s
+                .transaction_list
+                .into_inner()
+                .iter()
+                .map(|raw| deserialize(raw.as_bytes()).expect("transaction"))
+                .collect::<Vec<Transaction>>();
+        }
+    };
+    (template, tip.expect("tip"), txs)
+}
+
+/// A job declaration session with the pool's jd-server.
+struct Declarations {
+    link: Link,
+    next_id: u32,
+}
+
+/// How a declaration ended.
+#[derive(Debug)]
+enum Answer {
+    Token(B0255Owned),
+    Refused(String, String),
+    MissingAsked(Vec<u16>),
+}
+
+impl Declarations {
+    async fn token(&mut self) -> (B0255Owned, ScriptBuf) {
+        self.next_id += 1;
+        self.link
+            .send(JobDeclarationOwned::AllocateMiningJobToken(
+                AllocateMiningJobTokenOwned {
+                    user_identifier: Str0255Owned::try_from("test".to_string()).expect("str"),
+                    request_id: self.next_id,
+                },
+            ))
+            .await;
+        match self.link.jd().await {
+            JobDeclarationOwned::AllocateMiningJobTokenSuccess(ok) => {
+                let outs: Vec<TxOut> =
+                    deserialize(ok.coinbase_outputs.as_bytes()).expect("outputs");
+                (ok.mining_job_token, outs[0].script_pubkey.clone())
+            }
+            other => panic!("expected a token, got {other}"),
+        }
+    }
+
+    async fn declare(
+        &mut self,
+        token: B0255Owned,
+        template: &NewTemplateOwned,
+        outputs: Vec<TxOut>,
+        wtxids: Vec<[u8; 32]>,
+        full_extranonce: usize,
+    ) -> u32 {
+        // The factory insists the outputs take the template's value; an underpaying coinbase
+        // is built from a template that claims less.
+        let mut claimed = template.clone();
+        claimed.coinbase_tx_value_remaining = outputs.iter().map(|o| o.value.to_sat()).sum();
+        let (prefix, suffix) = job_factory()
+            .new_coinbase_tx_prefix_and_suffix(claimed, outputs, full_extranonce)
+            .expect("coinbase");
+        self.next_id += 1;
+        self.link
+            .send(JobDeclarationOwned::DeclareMiningJob(
+                DeclareMiningJobOwned {
+                    request_id: self.next_id,
+                    mining_job_token: token,
+                    version: template.version,
+                    coinbase_tx_prefix: B064KOwned::try_from(prefix).expect("prefix"),
+                    coinbase_tx_suffix: B064KOwned::try_from(suffix).expect("suffix"),
+                    wtxid_list: Seq064KOwned::new(
+                        wtxids.into_iter().map(U256Owned::from).collect(),
+                    )
+                    .expect("list"),
+                    excess_data: B064KOwned::try_from(Vec::new()).expect("empty"),
+                },
+            ))
+            .await;
+        self.next_id
+    }
+
+    async fn answer(&mut self) -> (u32, Answer) {
+        match self.link.jd().await {
+            JobDeclarationOwned::DeclareMiningJobSuccess(ok) => {
+                (ok.request_id, Answer::Token(ok.new_mining_job_token))
+            }
+            JobDeclarationOwned::DeclareMiningJobError(e) => (
+                e.request_id,
+                Answer::Refused(
+                    e.error_code.as_utf8_or_hex(),
+                    String::from_utf8_lossy(e.error_details.as_bytes()).to_string(),
+                ),
+            ),
+            JobDeclarationOwned::ProvideMissingTransactions(m) => (
+                m.request_id,
+                Answer::MissingAsked(m.unknown_tx_position_list.into_inner()),
+            ),
+            other => panic!("unexpected {other}"),
+        }
+    }
+}
+
+fn pay(script: &ScriptBuf, value: u64) -> Vec<TxOut> {
+    vec![TxOut {
+        value: Amount::from_sat(value),
+        script_pubkey: script.clone(),
+    }]
+}
+
+/// Opens an extended channel; returns its id and full extranonce size.
+async fn open_channel(link: &mut Link, user: &str) -> (u32, usize) {
+    link.send(MiningOwned::OpenExtendedMiningChannel(
+        OpenExtendedMiningChannelOwned {
+            request_id: 1,
+            user_identity: Str0255Owned::try_from(user.to_string()).expect("str"),
+            nominal_hash_rate: 1e6,
+            max_target: [0xffu8; 32].into(),
+            min_extranonce_size: 8,
+        },
+    ))
+    .await;
+    loop {
+        match link.mining().await {
+            MiningOwned::OpenExtendedMiningChannelSuccess(s) => {
+                let full = s.extranonce_prefix.as_bytes().len() + usize::from(s.extranonce_size);
+                return (s.channel_id, full);
+            }
+            MiningOwned::OpenMiningChannelError(e) => {
+                panic!("channel refused: {}", e.error_code.as_utf8_or_hex())
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The pool's answer to a custom job: its job id, or its error code.
+async fn set_custom_job(pool: &mut Link, job: SetCustomMiningJobOwned) -> Result<u32, String> {
+    let request_id = job.request_id;
+    pool.send(MiningOwned::SetCustomMiningJob(job)).await;
+    loop {
+        match pool.mining().await {
+            MiningOwned::SetCustomMiningJobSuccess(ok) if ok.request_id == request_id => {
+                return Ok(ok.job_id)
+            }
+            MiningOwned::SetCustomMiningJobError(e) if e.request_id == request_id => {
+                return Err(e.error_code.as_utf8_or_hex())
+            }
+            _ => {}
+        }
+    }
+}
+
+const WORK_SELECTION: u32 = 0b10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
+    init_logs();
+    let mut opts = fast_devnet("jd-refusals");
+    opts.mempool_txs = 2;
+    opts.job_declaration = true;
+    opts.miners = 0;
+    let stack = DevnetStack::start(&opts).await.expect("stack starts");
+    let pool_addr = stack.pool.addr.to_string();
+    let key = stack.pool.authority;
+    let jds_addr = stack
+        .pool
+        .jd_server
+        .as_ref()
+        .expect("jd-server")
+        .addr
+        .to_string();
+    let mut pool = Link::open(&pool_addr, &key, Protocol::MiningProtocol, WORK_SELECTION).await;
+    let (channel, full) = open_channel(&mut pool, "jd-test").await;
+    let mut other = Link::open(&pool_addr, &key, Protocol::MiningProtocol, 0).await;
+    let (foreign_channel, _) = open_channel(&mut other, "someone-else").await;
+    let (template, tip, txs) = current_template(&stack).await;
+    assert_eq!(txs.len(), 2);
+    let value = template.coinbase_tx_value_remaining;
+    assert_eq!(value, SUBSIDY + 2 * TX_FEE);
+    let wtxids: Vec<[u8; 32]> = txs
+        .iter()
+        .map(|t| t.compute_wtxid().to_byte_array())
+        .collect();
+    let mut jd = Declarations {
+        link: Link::open(&jds_addr, &key, Protocol::JobDeclarationProtocol, 0).await,
+        next_id: 0,
+    };
+
+    // Transactions named but never provided: the jd-server asks for the unknown one, waits,
+    // then refuses. Meanwhile the connection serves other declarations.
+    let (t, payout) = jd.token().await;
+    let mut with_unknown = wtxids.clone();
+    with_unknown.push([0x42; 32]);
+    let never = jd
+        .declare(t, &template, pay(&payout, value), with_unknown, full)
+        .await;
+    let (id, asked) = jd.answer().await;
+    assert_eq!(id, never);
+    assert!(
+        matches!(asked, Answer::MissingAsked(ref p) if p == &vec![2]),
+        "{asked:?}"
+    );
+
+    // Underpaying: the subsidy, but the fees of its transactions kept out.
+    let (t, _) = jd.token().await;
+    let id = jd
+        .declare(
+            t.clone(),
+            &template,
+            pay(&payout, SUBSIDY),
+            wtxids.clone(),
+            full,
+        )
+        .await;
+    let (got, answer) = jd.answer().await;
+    assert_eq!(got, id);
+    assert!(
+        matches!(&answer, Answer::Refused(c, d) if c == "invalid-coinbase-tx" && d.contains("reward")),
+        "{answer:?}"
+    );
+    // The token that declaration used is spent: a stale token.
+    let id = jd
+        .declare(t, &template, pay(&payout, value), wtxids.clone(), full)
+        .await;
+    let (got, answer) = jd.answer().await;
+    assert_eq!(got, id);
+    assert!(
+        matches!(&answer, Answer::Refused(c, _) if c == "invalid-mining-job-token"),
+        "{answer:?}"
+    );
+    // Paying someone else.
+    let (t, _) = jd.token().await;
+    let thief = ScriptBuf::from_bytes(vec![0x51]);
+    let id = jd
+        .declare(t, &template, pay(&thief, value), wtxids.clone(), full)
+        .await;
+    let (got, answer) = jd.answer().await;
+    assert_eq!(got, id);
+    assert!(
+        matches!(&answer, Answer::Refused(c, d) if c == "invalid-coinbase-tx" && d.contains("not the pool")),
+        "{answer:?}"
+    );
+    // A good declaration on the same connection.
+    let (t, _) = jd.token().await;
+    let id = jd
+        .declare(t, &template, pay(&payout, value), wtxids.clone(), full)
+        .await;
+    let (got, answer) = jd.answer().await;
+    assert_eq!(got, id);
+    let Answer::Token(token) = answer else {
+        panic!("a good declaration was refused: {answer:?}");
+    };
+    // A transaction the node's mempool lacks, provided when asked: declared (its fee, unknown
+    // to the jd-server, is not required of the coinbase).
+    let private = Transaction {
+        version: stratum_core::bitcoin::transaction::Version::TWO,
+        lock_time: stratum_core::bitcoin::absolute::LockTime::ZERO,
+        input: vec![stratum_core::bitcoin::TxIn {
+            previous_output: stratum_core::bitcoin::OutPoint::new(
+                stratum_core::bitcoin::Txid::from_byte_array([0x11; 32]),
+                0,
+            ),
+            ..Default::default()
+        }],
+        output: vec![TxOut {
+            value: Amount::from_sat(1_000),
+            script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
+        }],
+    };
+    let mut with_private = wtxids.clone();
+    with_private.push(private.compute_wtxid().to_byte_array());
+    let (t, _) = jd.token().await;
+    let id = jd
+        .declare(t, &template, pay(&payout, value), with_private, full)
+        .await;
+    let (got, asked) = jd.answer().await;
+    assert_eq!(got, id);
+    assert!(
+        matches!(asked, Answer::MissingAsked(ref p) if p == &vec![2]),
+        "{asked:?}"
+    );
+    jd.link
+        .send(JobDeclarationOwned::ProvideMissingTransactionsSuccess(
+            ProvideMissingTransactionsSuccessOwned {
+                request_id: id,
+                transaction_list: Seq064KOwned::new(vec![binary_sv2::B016MOwned::try_from(
+                    serialize(&private),
+                )
+                .expect("tx")])
+                .expect("list"),
+            },
+        ))
+        .await;
+    let (got, answer) = jd.answer().await;
+    assert_eq!(got, id);
+    assert!(matches!(answer, Answer::Token(_)), "{answer:?}");
+    // The never-provided transactions time out.
+    let (got, answer) = jd.answer().await;
+    assert_eq!(got, never);
+    assert!(
+        matches!(&answer, Answer::Refused(c, _) if c == "missing-txs"),
+        "{answer:?}"
+    );
+
+    // The pool: custom jobs checked against the token.
+    let outputs = pay(&payout, value);
+    let chain_tip = ChainTip::new(tip.prev_hash.clone(), tip.n_bits, tip.header_timestamp);
+    let job = |channel_id: u32, request_id: u32, token: B0255Owned, outputs: Vec<TxOut>| {
+        job_factory()
+            .new_custom_job(
+                channel_id,
+                request_id,
+                token,
+                chain_tip.clone(),
+                template.clone(),
+                outputs,
+                full,
+            )
+            .expect("custom job")
+    };
+    assert_eq!(
+        set_custom_job(
+            &mut pool,
+            job(foreign_channel, 10, token.clone(), outputs.clone())
+        )
+        .await,
+        Err("invalid-channel-id".into()),
+        "another connection's channel"
+    );
+    let mut forged = token.as_bytes().to_vec();
+    forged[20] ^= 1;
+    let forged = B0255Owned::try_from(forged).expect("token");
+    assert_eq!(
+        set_custom_job(&mut pool, job(channel, 11, forged, outputs.clone())).await,
+        Err("invalid-mining-job-token".into()),
+        "a forged token"
+    );
+    let mut undeclared = job(channel, 12, token.clone(), outputs.clone());
+    undeclared.coinbase_tx_locktime += 1;
+    assert_eq!(
+        set_custom_job(&mut pool, undeclared).await,
+        Err("invalid-mining-job-token".into()),
+        "a job other than the declared one"
+    );
+    assert_eq!(
+        set_custom_job(
+            &mut pool,
+            job(channel, 13, token.clone(), pay(&thief, value))
+        )
+        .await,
+        Err("invalid-coinbase-tx-outputs".into()),
+        "a coinbase that does not pay the pool"
+    );
+    let job_id = set_custom_job(&mut pool, job(channel, 14, token.clone(), outputs.clone()))
+        .await
+        .expect("the declared job is set after every refusal");
+    assert!(job_id > 0);
+    // The same token for the plain connection's channel: it did not negotiate work selection.
+    assert_eq!(
+        set_custom_job(
+            &mut other,
+            job(foreign_channel, 15, token.clone(), outputs.clone())
+        )
+        .await,
+        Err("jd-not-supported".into())
+    );
+
+    // A new tip: the declared job is stale at the pool.
+    let state = stack.tp.state.clone();
+    tokio::task::spawn_blocking(move || state.force_reorg(1))
+        .await
+        .expect("task")
+        .expect("reorg");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stack.pool.work.snapshot().prev_hash.map(|p| p.prev_hash) == Some(tip.prev_hash.clone()) {
+        assert!(Instant::now() < deadline, "the pool never saw the new tip");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        set_custom_job(&mut pool, job(channel, 16, token, outputs)).await,
+        Err("stale-chain-tip".into())
+    );
+    // Declared again on the new tip, the channel takes it.
+    let (template, tip, txs) = current_template(&stack).await;
+    let value = template.coinbase_tx_value_remaining;
+    let wtxids: Vec<[u8; 32]> = txs
+        .iter()
+        .map(|t| t.compute_wtxid().to_byte_array())
+        .collect();
+    let (t, _) = jd.token().await;
+    let id = jd
+        .declare(t, &template, pay(&payout, value), wtxids, full)
+        .await;
+    let (got, answer) = jd.answer().await;
+    assert_eq!(got, id);
+    let Answer::Token(token) = answer else {
+        panic!("declaration on the new tip refused: {answer:?}");
+    };
+    let fresh = job_factory()
+        .new_custom_job(
+            channel,
+            17,
+            token,
+            ChainTip::new(tip.prev_hash.clone(), tip.n_bits, tip.header_timestamp),
+            template.clone(),
+            pay(&payout, value),
+            full,
+        )
+        .expect("custom job");
+    let new_job = set_custom_job(&mut pool, fresh)
+        .await
+        .expect("set on the new tip");
+    assert!(new_job > job_id);
+    drop((pool, other, jd));
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
+}
