@@ -167,6 +167,7 @@ impl DevnetStack {
                 jdc.tp_address = tp.addr.to_string();
                 let handle = hashpool_jd_client::start(jdc.clone()).await?;
                 c.translator.pool_address = handle.addr.to_string();
+                jdc.metrics_listen = handle.metrics_addr;
                 Some(handle)
             }
             _ => None,

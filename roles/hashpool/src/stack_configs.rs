@@ -71,6 +71,8 @@ pub struct DevnetPorts {
     pub jd_server: u16,
     /// The jd-client translators connect to, with `--job-declaration`.
     pub jd_client: u16,
+    /// The jd-client's `/metrics` and `/health`.
+    pub jd_client_metrics: u16,
 }
 
 impl DevnetPorts {
@@ -91,6 +93,7 @@ impl DevnetPorts {
         miner_metrics: 34257,
         jd_server: 18446,
         jd_client: 34258,
+        jd_client_metrics: 34259,
     };
     /// Port 0 everywhere: the OS picks (in-process tests).
     pub const EPHEMERAL: Self = Self {
@@ -109,10 +112,11 @@ impl DevnetPorts {
         miner_metrics: 0,
         jd_server: 0,
         jd_client: 0,
+        jd_client_metrics: 0,
     };
 
     /// Ports taken from `base` on.
-    pub const COUNT: u16 = 15;
+    pub const COUNT: u16 = 16;
     /// Ports after the stack's that tests with extra roles (a second pool…) may use.
     pub const SPARE: u16 = 8;
 
@@ -134,6 +138,7 @@ impl DevnetPorts {
             miner_metrics: base.saturating_add(12),
             jd_server: base.saturating_add(13),
             jd_client: base.saturating_add(14),
+            jd_client_metrics: base.saturating_add(15),
         }
     }
 }
@@ -169,6 +174,7 @@ impl StackConfigs {
         let http = |a: Option<std::net::SocketAddr>, path: &str| {
             a.map(|a| format!("http://{a}{path}")).unwrap_or_default()
         };
+        let jdc = self.jd_client.as_ref().and_then(|c| c.metrics_listen);
         let (pool, mint, tr, tp) = (
             self.pool.metrics_listen,
             self.mint.metrics_listen,
@@ -204,6 +210,8 @@ impl StackConfigs {
                 "mint admin (token)",
                 http(self.mint.admin_listen, "/admin/v1/signing"),
             ),
+            ("jd-client metrics", http(jdc, "/metrics")),
+            ("jd-client health", http(jdc, "/health")),
         ]
         .into_iter()
         .filter(|(_, u)| !u.is_empty())
@@ -231,6 +239,7 @@ impl StackConfigs {
                     tp_authority: tp_key.public().to_string(),
                     user_identifier: "devnet-jdc".into(),
                     jd_server_retry_secs: 5.0,
+                    metrics_listen: Some(local(ports.jd_client_metrics)),
                 },
                 jdc_key.public().to_string(),
             ))
@@ -414,6 +423,34 @@ mod tests {
         // A second run reuses the keys already on disk.
         let again = StackConfigs::generate(&o, DevnetPorts::from_base(40000)).unwrap();
         assert_eq!(again.pool.mint_authority, pool.mint_authority);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn job_declaration_puts_the_jd_client_between_translator_and_pool() {
+        let dir = std::env::temp_dir().join(format!("hashpool-stack-jd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let o = DevnetOptions {
+            data_dir: dir.clone(),
+            job_declaration: true,
+            ..Default::default()
+        };
+        let written = StackConfigs::generate(&o, DevnetPorts::from_base(40100))
+            .unwrap()
+            .write(&dir)
+            .unwrap();
+        assert!(written.iter().any(|p| p.ends_with("jd-client.toml")));
+        let pool: PoolConfig = crate::config_file::load(&dir.join("pool.toml")).unwrap();
+        let jdc: JdClientConfig = crate::config_file::load(&dir.join("jd-client.toml")).unwrap();
+        let tr: TranslatorConfig = crate::config_file::load(&dir.join("translator.toml")).unwrap();
+        let jds = pool.job_declaration.expect("a jd-server in the pool");
+        assert_eq!(jdc.jd_server_address, jds.listen.to_string());
+        assert_eq!(jdc.pool_address, pool.listen.to_string());
+        assert_eq!(tr.pool_address, jdc.listen.to_string());
+        assert_ne!(
+            tr.pool_authority, jdc.pool_authority,
+            "translator pins the jd-client"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -32,6 +32,9 @@ pub struct JdClientConfig {
     /// new miners mine pool templates).
     #[serde(default = "default_retry")]
     pub jd_server_retry_secs: f64,
+    /// Where to serve `/metrics` and `/health` (none if absent).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_user() -> String {

@@ -165,23 +165,9 @@ impl Declarer {
             .map_err(|_| "jd-server did not answer in time")?
             .map_err(|e| e.to_string())?;
         let (_, t) = sv2_io::frame::kind(&frame);
-        let msg = JobDeclaration::try_from((t, frame.payload()))
-            .map_err(|e| format!("malformed job declaration frame {t:#04x}: {e:?}"))?;
-        Ok(match msg {
-            JobDeclaration::AllocateMiningJobTokenSuccess(m) => {
-                JobDeclarationOwned::AllocateMiningJobTokenSuccess(m.into_owned())
-            }
-            JobDeclaration::DeclareMiningJobSuccess(m) => {
-                JobDeclarationOwned::DeclareMiningJobSuccess(m.into_owned())
-            }
-            JobDeclaration::DeclareMiningJobError(m) => {
-                JobDeclarationOwned::DeclareMiningJobError(m.into_owned())
-            }
-            JobDeclaration::ProvideMissingTransactions(m) => {
-                JobDeclarationOwned::ProvideMissingTransactions(m.into_owned())
-            }
-            other => return Err(format!("unexpected jd-server message {other}")),
-        })
+        JobDeclaration::try_from((t, frame.payload()))
+            .map(JobDeclaration::into_owned)
+            .map_err(|e| format!("malformed job declaration frame {t:#04x}: {e:?}"))
     }
 
     async fn allocate(

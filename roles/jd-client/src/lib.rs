@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod declarer;
+pub mod metrics;
 pub mod proxy;
 pub mod templates;
 
@@ -86,6 +87,8 @@ pub struct JdClientHandle {
     pub stats: Arc<JdClientStats>,
     /// Declaring or on pool templates.
     pub mode: watch::Receiver<declarer::Mode>,
+    /// Where `/metrics` and `/health` are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -187,7 +190,7 @@ pub async fn start(config: JdClientConfig) -> Result<JdClientHandle, JdClientErr
         )
         .await
     });
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(declarer.run(shutdown.clone())),
         templates,
         tokio::spawn(sv2_io::serve(
@@ -198,12 +201,26 @@ pub async fn start(config: JdClientConfig) -> Result<JdClientHandle, JdClientErr
             move |r, s, peer| proxy::serve(ctx.clone(), r, s, peer),
         )),
     ];
-    tracing::info!(%addr, authority = %keys.public(), "jd-client started");
+    let metrics_addr = hashpool_ops_http::serve_configured(
+        config.metrics_listen,
+        || metrics::registry(stats.clone(), mode_rx.clone()),
+        || metrics::health(mode_rx.clone()),
+        axum::Router::new,
+        shutdown.clone(),
+        &mut tasks,
+    )
+    .await
+    .map_err(|e| JdClientError::Config {
+        key: "metrics_listen",
+        reason: e.to_string(),
+    })?;
+    tracing::info!(%addr, authority = %keys.public(), ?metrics_addr, "jd-client started");
     Ok(JdClientHandle {
         addr,
         authority: keys.public(),
         stats,
         mode: mode_rx,
+        metrics_addr,
         shutdown,
         tasks,
     })

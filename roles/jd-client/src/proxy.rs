@@ -91,8 +91,6 @@ struct Channel {
     full_size: usize,
     jobs: VecDeque<SetJob>,
     tip: Option<[u8; 32]>,
-    /// The declared job last asked for on this channel (by address).
-    asked: Option<usize>,
     stale_retries: u32,
     retry_at: Option<Instant>,
 }
@@ -245,7 +243,6 @@ impl Session {
                             full_size,
                             jobs: VecDeque::new(),
                             tip: None,
-                            asked: None,
                             stale_retries: 0,
                             retry_at: None,
                         },
@@ -303,7 +300,6 @@ impl Session {
             );
             return Ok(());
         }
-        ch.asked = Some(Arc::as_ptr(&declared) as usize);
         let request_id = self.next_request;
         self.next_request += 1;
         let w = &declared.work;

@@ -61,10 +61,13 @@ pub async fn run(
     }
 }
 
-/// A template waiting for its tip and transactions.
+/// A template and its transactions once the provider sent them.
+type TemplateSlot = (NewTemplateOwned, Option<Vec<Vec<u8>>>);
+
+/// Templates waiting for their tip and transactions.
 #[derive(Default)]
 struct Pending {
-    templates: HashMap<u64, (NewTemplateOwned, Option<Vec<Vec<u8>>>)>,
+    templates: HashMap<u64, TemplateSlot>,
     tip: Option<SetNewPrevHashOwned>,
 }
 

@@ -20,6 +20,9 @@ pub struct JdServerConfig {
     pub payout_script: String,
     /// The node whose mempool declarations are checked against and pushed blocks go to.
     pub node_rpc: node_rpc::ChainRpcConfig,
+    /// Where to serve `/metrics` and `/health` (none if absent).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Declaration rules and lifetimes.
     #[serde(flatten)]
     pub declaration: DeclarationSettings,

@@ -6,6 +6,7 @@
 
 pub mod coinbase;
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod session;
 pub mod token;
@@ -171,15 +172,19 @@ pub struct JdServerHandle {
     pub authority: AuthorityPublicKey,
     /// Counters.
     pub stats: Arc<JdServerStats>,
+    /// Where `/metrics` and `/health` are served (standalone, if configured).
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl JdServerHandle {
     /// Stops listening and drops all connections.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        let _ = self.task.await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
     }
 
     /// Declared jobs so far.
@@ -222,8 +227,9 @@ pub async fn serve(
         addr,
         authority,
         stats,
+        metrics_addr: None,
         shutdown,
-        task,
+        tasks: vec![task],
     })
 }
 
@@ -235,5 +241,24 @@ pub async fn start(config: JdServerConfig) -> Result<JdServerHandle, JdServerErr
         &keys,
         node_rpc::BitcoinRpc::new(config.node_rpc.clone()),
     )?);
-    serve(config.listen, keys, declarator, CancellationToken::new()).await
+    let shutdown = CancellationToken::new();
+    let mut handle = serve(config.listen, keys, declarator, shutdown.clone()).await?;
+    let stats = handle.stats.clone();
+    handle.metrics_addr = hashpool_ops_http::serve_configured(
+        config.metrics_listen,
+        || {
+            let stats = stats.clone();
+            hashpool_ops_http::FnCollector::new(move || metrics::families(&stats)).registry()
+        },
+        || std::sync::Arc::new(|| Box::pin(async { Ok(serde_json::json!({})) })),
+        axum::Router::new,
+        shutdown,
+        &mut handle.tasks,
+    )
+    .await
+    .map_err(|e| JdServerError::Config {
+        key: "metrics_listen",
+        reason: e.to_string(),
+    })?;
+    Ok(handle)
 }

@@ -332,7 +332,13 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
     };
     let metrics_addr = hashpool_ops_http::serve_configured(
         config.metrics_listen,
-        || metrics::registry(stats.clone(), board.clone()),
+        || {
+            metrics::registry(
+                stats.clone(),
+                board.clone(),
+                jd_server.as_ref().map(|j| j.stats.clone()),
+            )
+        },
         || metrics::health(stats.clone()),
         || {
             dashboard::router(Arc::new(dashboard::Dashboard::new(

@@ -9,7 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Registry with the pool's metrics, read from its counters at scrape time.
-pub fn registry(stats: Arc<PoolStats>, board: Arc<MiningBoard>) -> prometheus::Registry {
+pub fn registry(
+    stats: Arc<PoolStats>,
+    board: Arc<MiningBoard>,
+    jd_server: Option<Arc<hashpool_jd_server::JdServerStats>>,
+) -> prometheus::Registry {
     let latency = stats.work_latency.clone();
     let collect = FnCollector::new(move || {
         let s = stats.snapshot();
@@ -18,7 +22,27 @@ pub fn registry(stats: Arc<PoolStats>, board: Arc<MiningBoard>) -> prometheus::R
             .lock()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default();
+        let custom_refused: Vec<(String, u64)> = stats
+            .custom_jobs_refused
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        let jds = jd_server
+            .as_ref()
+            .map(|j| hashpool_jd_server::metrics::families(j))
+            .unwrap_or_default();
         [
+            counter(
+                "hashpool_pool_custom_jobs_total",
+                "Custom jobs (job declaration) set on channels",
+                s.custom_jobs,
+            ),
+            labelled_counter(
+                "hashpool_pool_custom_jobs_refused_total",
+                "Custom jobs refused, by SV2 error code",
+                "reason",
+                &custom_refused,
+            ),
             counter(
                 "hashpool_pool_shares_accepted_total",
                 "Shares accepted",
@@ -98,6 +122,7 @@ pub fn registry(stats: Arc<PoolStats>, board: Arc<MiningBoard>) -> prometheus::R
         ]
         .into_iter()
         .flatten()
+        .chain(jds)
         .collect()
     });
     register_all(
