@@ -16,7 +16,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-roles=(template-provider mint pool translator)
+roles=(template-provider mint pool jd-client translator)
 units=/usr/local/lib/systemd/system
 
 die() { echo "install.sh: $*" >&2; exit 1; }

@@ -421,6 +421,26 @@ async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
         .to_string();
     let mut pool = Link::open(&pool_addr, &key, Protocol::MiningProtocol, WORK_SELECTION).await;
     let (channel, full) = open_channel(&mut pool, "jd-test").await;
+    // Custom jobs are extended jobs: no standard channel on a work-selection connection.
+    pool.send(MiningOwned::OpenStandardMiningChannel(
+        stratum_core::mining_sv2::OpenStandardMiningChannelOwned {
+            request_id: 7,
+            user_identity: Str0255Owned::try_from("jd-test".to_string()).expect("str"),
+            nominal_hash_rate: 1e6,
+            max_target: [0xffu8; 32].into(),
+        },
+    ))
+    .await;
+    loop {
+        if let MiningOwned::OpenMiningChannelError(e) = pool.mining().await {
+            assert_eq!(e.request_id, 7);
+            assert_eq!(
+                e.error_code.as_utf8_or_hex(),
+                "standard-channels-not-supported-for-custom-work"
+            );
+            break;
+        }
+    }
     let mut other = Link::open(&pool_addr, &key, Protocol::MiningProtocol, 0).await;
     let (foreign_channel, _) = open_channel(&mut other, "someone-else").await;
     let (template, tip, txs) = current_template(&stack).await;

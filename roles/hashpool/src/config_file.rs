@@ -118,11 +118,17 @@ mod tests {
                     "template-provider.toml" => {
                         drop(parse::<hashpool_devnet::TemplateProviderConfig>(&path).unwrap())
                     }
+                    "jd-client.toml" => {
+                        drop(parse::<hashpool_jd_client::JdClientConfig>(&path).unwrap())
+                    }
+                    "jd-server.toml" => {
+                        drop(parse::<hashpool_jd_server::JdServerConfig>(&path).unwrap())
+                    }
                     other => panic!("unexpected example {other}"),
                 }
                 seen += 1;
             }
         }
-        assert!(seen >= 14, "{seen}");
+        assert!(seen >= 17, "{seen}");
     }
 }

@@ -398,12 +398,6 @@ mod tests {
         let _: TranslatorConfig = crate::config_file::parse(&dir.join("translator.toml")).unwrap();
         assert_eq!(mint.epoch_blocks, 5);
         assert!(pool.chain_rpc.is_some());
-        let _: JdClientConfig = crate::config_file::parse(&dir.join("jd-client.toml")).unwrap();
-        let mainnet = dir.join("../mainnet");
-        let _: JdClientConfig =
-            crate::config_file::parse(&mainnet.join("jd-client.toml")).unwrap();
-        let _: hashpool_jd_server::JdServerConfig =
-            crate::config_file::parse(&mainnet.join("jd-server.toml")).unwrap();
     }
 
     #[test]

@@ -115,23 +115,22 @@ impl Connection {
                 "custom jobs need an extended channel".into(),
             ));
         }
-        let tip = self
+        let (tip, tip_nbits) = self
             .ctx
             .work
-            .snapshot()
-            .prev_hash
+            .tip()
             .ok_or_else(|| Refusal(STALE_CHAIN_TIP, "the pool has no chain tip yet".into()))?;
         let prev_hash = m.prev_hash.to_array();
-        if prev_hash != tip.prev_hash.to_array() {
+        if prev_hash != tip {
             return Err(Refusal(
                 STALE_CHAIN_TIP,
                 "the job is not on the pool's tip".into(),
             ));
         }
-        if m.nbits != tip.n_bits {
+        if m.nbits != tip_nbits {
             return Err(Refusal(
                 INVALID_NBITS,
-                format!("nbits {:#x}, the tip's is {:#x}", m.nbits, tip.n_bits),
+                format!("nbits {:#x}, the tip's is {tip_nbits:#x}", m.nbits),
             ));
         }
         let outputs: Vec<TxOut> = deserialize(m.coinbase_tx_outputs.as_bytes())

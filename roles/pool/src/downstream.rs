@@ -448,6 +448,15 @@ impl Connection {
         if self.channels.len() >= MAX_CHANNELS_PER_CONNECTION {
             return self.open_error(o.request_id, "too-many-channels").await;
         }
+        if self.work_selection {
+            // Custom jobs are extended jobs: a standard channel would never get work.
+            return self
+                .open_error(
+                    o.request_id,
+                    stratum_core::mining_sv2::ERROR_CODE_OPEN_MINING_CHANNEL_STANDARD_CHANNELS_NOT_SUPPORTED_FOR_CUSTOM_WORK,
+                )
+                .await;
+        }
         let allocated = self
             .ctx
             .allocator

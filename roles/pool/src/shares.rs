@@ -86,6 +86,11 @@ impl Connection {
             return self.reject(channel_id, seq, "invalid-channel-id").await;
         };
         let (k, target, parent) = (ch.k, ch.target_le(), ch.parent_hash());
+        // A custom job is never told of a new tip by the pool: until its client sets one on the
+        // new tip, its shares are work on a stale parent.
+        if self.work_selection && parent.is_some() && parent != self.ctx.work.tip().map(|t| t.0) {
+            return self.reject(channel_id, seq, "stale-share").await;
+        }
         let result = ch.validate(share);
         let accepted = match result {
             Ok(ShareValidationResult::Valid(_)) => true,

@@ -94,6 +94,15 @@ impl WorkState {
         guard.prev_hash.as_ref().map(|p| p.target.to_array())
     }
 
+    /// The current tip: parent hash and nBits, from the TP's `SetNewPrevHash`.
+    pub fn tip(&self) -> Option<([u8; 32], u32)> {
+        let guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        guard
+            .prev_hash
+            .as_ref()
+            .map(|p| (p.prev_hash.to_array(), p.n_bits))
+    }
+
     /// Claims the one block the pool may find on `parent`. A second solution on the same
     /// parent could only be a same-height sibling of our own block, never the tip: false.
     pub fn claim_block(&self, parent: [u8; 32]) -> bool {
