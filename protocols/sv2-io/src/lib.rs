@@ -9,6 +9,7 @@ pub mod failover;
 pub mod frame;
 pub mod keys;
 pub mod link;
+pub mod setup;
 
 pub use backoff::Backoff;
 pub use failover::{Endpoint, EndpointConfig, Failover, FailoverState};

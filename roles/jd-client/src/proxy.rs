@@ -18,7 +18,7 @@ use stratum_core::bitcoin::hashes::Hash;
 use stratum_core::bitcoin::{BlockHash, CompactTarget, Transaction, TxMerkleNode};
 use stratum_core::channels_sv2::chain_tip::ChainTip;
 use stratum_core::channels_sv2::server::jobs::extended::ExtendedJob;
-use stratum_core::common_messages_sv2::{Protocol, SetupConnectionSuccess};
+use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::job_declaration_sv2::PushSolutionOwned;
 use stratum_core::mining_sv2::{
     SetCustomMiningJobOwned, SetNewPrevHashOwned, SubmitSharesExtendedOwned,
@@ -26,9 +26,7 @@ use stratum_core::mining_sv2::{
     MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS, MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
     MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS, MESSAGE_TYPE_SUBMIT_SHARES_EXTENDED,
 };
-use stratum_core::parsers_sv2::{
-    AnyMessage, CommonMessages, CommonMessagesOwned, Mining, MiningOwned,
-};
+use stratum_core::parsers_sv2::{AnyMessage, Mining, MiningOwned};
 use stratum_core::template_distribution_sv2::SubmitSolutionOwned;
 use sv2_io::{AuthorityPublicKey, FrameReader, FrameSender};
 use tokio::sync::{mpsc, watch};
@@ -113,16 +111,7 @@ pub async fn serve(
     downstream: FrameSender,
     peer: std::net::SocketAddr,
 ) -> Result<(), String> {
-    let mut frame = down_reader.next().await.map_err(|e| e.to_string())?;
-    let (ext, t) = sv2_io::frame::kind(&frame);
-    match (ext, CommonMessages::try_from((t, frame.payload()))) {
-        (0, Ok(CommonMessages::SetupConnection(s))) if s.protocol == Protocol::MiningProtocol => {}
-        _ => {
-            return Err(format!(
-                "expected SetupConnection(mining), got type {t:#04x}"
-            ))
-        }
-    }
+    sv2_io::setup::expect_setup(&mut down_reader, Protocol::MiningProtocol).await?;
     // A jd-server still starting gets a moment before the miner is put on pool templates.
     let mut mode = ctx.mode.clone();
     let _ = tokio::time::timeout(
@@ -144,14 +133,7 @@ pub async fn serve(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let ok = CommonMessagesOwned::SetupConnectionSuccess(SetupConnectionSuccess {
-        used_version: 2,
-        flags: 0,
-    });
-    downstream
-        .send(sv2_io::frame::encode_standard(ok).map_err(|e| e.to_string())?)
-        .await
-        .map_err(|e| e.to_string())?;
+    sv2_io::setup::accept_setup(&downstream).await?;
     tracing::info!(%peer, declaring, "miner connected");
     let mut declared = ctx.declared.clone();
     let mut session = Session {

@@ -9,12 +9,10 @@ use std::time::Duration;
 use stratum_core::bitcoin::consensus::deserialize;
 use stratum_core::bitcoin::hashes::Hash;
 use stratum_core::bitcoin::{Transaction, TxOut};
-use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::parsers_sv2::TemplateDistribution;
 use stratum_core::template_distribution_sv2::{
     NewTemplateOwned, RequestTransactionData, SetNewPrevHashOwned, SubmitSolutionOwned,
-    MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
-    MESSAGE_TYPE_SUBMIT_SOLUTION,
+    MESSAGE_TYPE_REQUEST_TRANSACTION_DATA, MESSAGE_TYPE_SUBMIT_SOLUTION,
 };
 use sv2_io::{AuthorityPublicKey, Backoff};
 use tokio::sync::{mpsc, watch};
@@ -107,26 +105,10 @@ async fn session(
     solutions: &mut mpsc::Receiver<SubmitSolutionOwned>,
     stats: &JdClientStats,
 ) -> Result<(), String> {
-    let (mut reader, sender) = sv2_io::connect_with_setup(
-        address,
-        authority,
-        Protocol::TemplateDistributionProtocol,
-        0,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let constraints =
-        stratum_apps::coinbase_output_constraints::coinbase_output_constraints_message(
-            outputs.to_vec(),
-        );
-    let frame = sv2_io::encode(
-        constraints,
-        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
-        0,
-        false,
-    )
-    .map_err(|e| e.to_string())?;
-    sender.send(frame).await.map_err(|e| e.to_string())?;
+    let (mut reader, sender) =
+        sv2_io::setup::connect_template_provider(address, authority, outputs)
+            .await
+            .map_err(|e| e.to_string())?;
     tracing::info!(%address, "template provider link up");
     let mut pending = Pending::default();
     loop {

@@ -14,15 +14,13 @@ use stratum_core::bitcoin::block::{Header, Version};
 use stratum_core::bitcoin::consensus::{deserialize, serialize};
 use stratum_core::bitcoin::hashes::Hash;
 use stratum_core::bitcoin::{Block, BlockHash, CompactTarget, Transaction, TxMerkleNode};
-use stratum_core::common_messages_sv2::{Protocol, SetupConnectionSuccess};
+use stratum_core::common_messages_sv2::Protocol;
 use stratum_core::job_declaration_sv2::{
     AllocateMiningJobTokenSuccessOwned, DeclareMiningJobErrorOwned, DeclareMiningJobOwned,
     DeclareMiningJobSuccessOwned, ProvideMissingTransactionsOwned,
     ProvideMissingTransactionsSuccessOwned, PushSolutionOwned,
 };
-use stratum_core::parsers_sv2::{
-    CommonMessages, CommonMessagesOwned, JobDeclaration, JobDeclarationOwned,
-};
+use stratum_core::parsers_sv2::{JobDeclaration, JobDeclarationOwned};
 use sv2_io::{FrameReader, FrameSender};
 
 /// Declared jobs kept per connection for pushed solutions.
@@ -78,22 +76,8 @@ pub async fn serve(
     sender: FrameSender,
     peer: std::net::SocketAddr,
 ) -> Result<(), String> {
-    let mut frame = reader.next().await.map_err(|e| e.to_string())?;
-    let (ext, t) = sv2_io::frame::kind(&frame);
-    match (ext, CommonMessages::try_from((t, frame.payload()))) {
-        (0, Ok(CommonMessages::SetupConnection(s)))
-            if s.protocol == Protocol::JobDeclarationProtocol => {}
-        _ => {
-            return Err(format!(
-                "expected SetupConnection(job declaration), got type {t:#04x}"
-            ))
-        }
-    }
-    let ok = CommonMessagesOwned::SetupConnectionSuccess(SetupConnectionSuccess {
-        used_version: 2,
-        flags: 0,
-    });
-    send(&sender, ok).await?;
+    sv2_io::setup::expect_setup(&mut reader, Protocol::JobDeclarationProtocol).await?;
+    sv2_io::setup::accept_setup(&sender).await?;
     let connection = jd.next_connection.fetch_add(1, Ordering::Relaxed);
     tracing::info!(%peer, connection, "job declarator client connected");
     let mut session = Session {

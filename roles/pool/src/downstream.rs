@@ -14,9 +14,7 @@ use std::time::Duration;
 use stratum_core::bitcoin::Target;
 use stratum_core::channels_sv2::server::extended::ExtendedChannel;
 use stratum_core::channels_sv2::server::standard::StandardChannel;
-use stratum_core::common_messages_sv2::{
-    Protocol, SetupConnectionErrorOwned, SetupConnectionSuccess,
-};
+use stratum_core::common_messages_sv2::{Protocol, SetupConnectionErrorOwned};
 
 /// `SetupConnection` flag of the mining protocol: the client selects its own work.
 const REQUIRES_WORK_SELECTION: u32 = 0b10;
@@ -26,8 +24,8 @@ use stratum_core::mining_sv2::{
     OpenStandardMiningChannelSuccessOwned, SetTargetOwned,
 };
 use stratum_core::parsers_sv2::{
-    AnyMessage, CommonMessages, CommonMessagesOwned, ExtensionsNegotiation,
-    ExtensionsNegotiationOwned, ExtensionsOwned, Mining, MiningOwned,
+    AnyMessage, CommonMessagesOwned, ExtensionsNegotiation, ExtensionsNegotiationOwned,
+    ExtensionsOwned, Mining, MiningOwned,
 };
 use sv2_io::{FrameReader, FrameSender};
 use tokio::sync::{broadcast, mpsc};
@@ -73,18 +71,8 @@ pub async fn serve(
     let number = ctx.next_connection.fetch_add(1, Ordering::Relaxed);
     let disconnect = ctx.admission.admit(number, peer)?;
     let _admitted = Admitted(ctx.clone(), number);
-    let mut frame = reader.next().await.map_err(|e| e.to_string())?;
-    let (ext, t) = sv2_io::frame::kind(&frame);
-    let work_selection = match (ext, CommonMessages::try_from((t, frame.payload()))) {
-        (0, Ok(CommonMessages::SetupConnection(s))) if s.protocol == Protocol::MiningProtocol => {
-            stratum_core::common_messages_sv2::has_work_selection(s.flags)
-        }
-        _ => {
-            return Err(format!(
-                "expected SetupConnection(mining), got type {t:#04x}"
-            ))
-        }
-    };
+    let flags = sv2_io::setup::expect_setup(&mut reader, Protocol::MiningProtocol).await?;
+    let work_selection = stratum_core::common_messages_sv2::has_work_selection(flags);
     if work_selection && !ctx.jd_tokens.is_enabled() {
         let refused = CommonMessagesOwned::SetupConnectionError(SetupConnectionErrorOwned {
             flags: REQUIRES_WORK_SELECTION,
@@ -93,11 +81,7 @@ pub async fn serve(
         send(&sender, refused).await?;
         return Err("work selection asked, but this pool has no jd-server".into());
     }
-    let ok = CommonMessagesOwned::SetupConnectionSuccess(SetupConnectionSuccess {
-        used_version: 2,
-        flags: 0,
-    });
-    send(&sender, ok).await?;
+    sv2_io::setup::accept_setup(&sender).await?;
 
     let (replies, mut reply_rx) = mpsc::unbounded_channel();
     let (_, mut work) = ctx.work.subscribe();
