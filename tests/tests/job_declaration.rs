@@ -107,6 +107,7 @@ async fn without_its_jd_server_the_jd_client_falls_back_to_pool_templates() {
     }
     let custom_before = stack.pool.stats.custom_jobs.load(Relaxed);
     assert!(custom_before > 0);
+    let jds_addr = stack.pool.jd_server.as_ref().expect("jd-server").addr;
     stack
         .pool
         .jd_server
@@ -135,12 +136,68 @@ async fn without_its_jd_server_the_jd_client_falls_back_to_pool_templates() {
         custom_after <= custom_before + 2,
         "{custom_before} -> {custom_after}"
     );
+    // The jd-server comes back (same address, the pool's key): the jd-client declares again
+    // and moves its miner back to its own templates.
+    let revived = revive_jd_server(&opts, &stack, jds_addr).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stack.pool.stats.custom_jobs.load(Relaxed) <= custom_after {
+        assert!(
+            Instant::now() < deadline,
+            "the jd-client never declared again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        *jdc.mode.borrow(),
+        hashpool_jd_client::declarer::Mode::Declaring
+    );
     stack.quiesce(Duration::from_secs(30)).await;
     let r = stack.report().await.expect("report");
     assert_eq!(r.wallet_balance, r.ehash_issued);
     assert_eq!(r.ehash_accepted, r.ehash_issued);
+    revived.shutdown().await;
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&opts.data_dir);
+}
+
+/// A jd-server like the pool's embedded one (the pool's key and payout, the devnet node), on
+/// `addr`.
+async fn revive_jd_server(
+    opts: &hashpool::DevnetOptions,
+    stack: &DevnetStack,
+    addr: std::net::SocketAddr,
+) -> hashpool_jd_server::JdServerHandle {
+    let keys = sv2_io::AuthorityKeypair::load_or_generate(
+        &opts.data_dir.join("pool").join("authority.key"),
+    )
+    .expect("pool key");
+    let mut payout = vec![0x51, 0x20];
+    payout.extend_from_slice(&keys.public().0);
+    let rpc = stack.tp.rpc_addr.expect("devnet RPC");
+    let node =
+        hashpool_pool::chain_view::BitcoinRpc::new(hashpool_pool::chain_view::ChainRpcConfig {
+            url: format!("http://{rpc}"),
+            cookie_file: Some(
+                opts.data_dir
+                    .join("template-provider")
+                    .join(hashpool_devnet::rpc::COOKIE_FILE),
+            ),
+            user: None,
+            password: None,
+        });
+    let policy = hashpool_jd_server::config::DeclarationSettings::default()
+        .policy(ScriptBuf::from_bytes(payout))
+        .expect("policy");
+    let declarator =
+        hashpool_jd_server::JobDeclarator::new(policy, &keys, node).expect("declarator");
+    hashpool_jd_server::serve(
+        addr,
+        keys,
+        std::sync::Arc::new(declarator),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("jd-server back on its address")
 }
 
 /// A Noise link speaking typed SV2 messages.

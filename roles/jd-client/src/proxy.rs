@@ -155,10 +155,15 @@ pub async fn serve(
                 changed.map_err(|_| "declarer stopped")?;
                 session.set_jobs_everywhere().await?;
             }
-            changed = mode.changed(), if declaring => {
+            changed = mode.changed() => {
                 changed.map_err(|_| "declarer stopped")?;
-                if *mode.borrow() == Mode::PoolTemplates {
+                let now = *mode.borrow();
+                if declaring && now == Mode::PoolTemplates {
                     return Err("the jd-server is gone: reconnect to mine pool templates".into());
+                }
+                if !declaring && now == Mode::Declaring {
+                    // The miner came while the jd-server was unusable: back to its own templates.
+                    return Err("the jd-server is back: reconnect to declare".into());
                 }
             }
             _ = retry.tick(), if declaring => session.retry_due().await?,
