@@ -232,6 +232,9 @@ impl TemplateState {
                 p.on_block();
             }
             self.announce()?;
+        } else if outcome == BlockOutcome::Duplicate {
+            // The same block by another path (a jd-client's node and its jd-server both submit).
+            tracing::info!(height, hash = %crate::rpc::display_hash(hash), "block already known");
         } else {
             tracing::warn!(height, ?outcome, "block not connected");
             if coins_dropped {
