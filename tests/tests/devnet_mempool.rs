@@ -198,22 +198,36 @@ async fn blocks_after_a_reorg_spend_only_coins_that_exist() {
         .await
         .expect("task")
         .expect("reorg");
-    let after_reorg = stack.tp.state.chain.tip().expect("tip").height;
-    assert_eq!(after_reorg, reorg.fork_height + 3);
-    let (found_before, accepted_before, txs_before) = (
-        found(&stack),
-        stack.tp.state.blocks_accepted.load(Ordering::Relaxed),
-        stack.tp.state.block_txs.load(Ordering::Relaxed),
-    );
+    // The miner keeps mining: height and counters are read together only when two reads a
+    // moment apart agree (a block being connected moves the height before the counters).
+    let settled = || {
+        let stack = &stack;
+        async move {
+            let read = || {
+                (
+                    stack.tp.state.chain.tip().expect("tip").height,
+                    found(stack),
+                    stack.tp.state.blocks_accepted.load(Ordering::Relaxed),
+                    stack.tp.state.block_txs.load(Ordering::Relaxed),
+                )
+            };
+            loop {
+                let first = read();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if read() == first {
+                    return first;
+                }
+            }
+        }
+    };
+    let (after_reorg, found_before, accepted_before, txs_before) = settled().await;
+    assert!(after_reorg >= reorg.fork_height + 3);
     wait_found(found_before + 3).await;
-    let height = stack.tp.state.chain.tip().expect("tip").height;
-    let accepted = stack.tp.state.blocks_accepted.load(Ordering::Relaxed) - accepted_before;
-    let txs = stack.tp.state.block_txs.load(Ordering::Relaxed) - txs_before;
+    let (height, found_after, accepted_after, txs_after) = settled().await;
+    let accepted = accepted_after - accepted_before;
+    let txs = txs_after - txs_before;
     // Every block the pool found since was connected, each with its transactions.
-    assert_eq!(
-        u64::from(height - after_reorg),
-        found(&stack) - found_before
-    );
+    assert_eq!(u64::from(height - after_reorg), found_after - found_before);
     assert_eq!(u64::from(height - after_reorg), accepted);
     assert_eq!(txs, u64::from(TXS) * accepted);
     stack.shutdown().await;
