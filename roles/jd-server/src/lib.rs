@@ -94,12 +94,19 @@ struct Allocation {
     expires: Instant,
 }
 
+/// Allocated tokens, bounded: the oldest allocation goes first when the book is full.
+#[derive(Default)]
+struct AllocationBook {
+    by_token: HashMap<[u8; 16], Allocation>,
+    order: std::collections::VecDeque<[u8; 16]>,
+}
+
 /// State shared by all job declaration connections.
 pub struct JobDeclarator {
     policy: DeclarationPolicy,
     signer: Keypair,
     node: node::NodeView,
-    allocations: Mutex<HashMap<[u8; 16], Allocation>>,
+    allocations: Mutex<AllocationBook>,
     next_connection: AtomicU64,
     /// Counters.
     pub stats: Arc<JdServerStats>,
@@ -119,7 +126,7 @@ impl JobDeclarator {
             policy,
             signer: keys.keypair()?,
             node: node::NodeView::new(node),
-            allocations: Mutex::new(HashMap::new()),
+            allocations: Mutex::new(AllocationBook::default()),
             next_connection: AtomicU64::new(1),
             stats: Arc::new(JdServerStats::default()),
         })
@@ -129,15 +136,17 @@ impl JobDeclarator {
     fn allocate(&self, connection: u64) -> [u8; 16] {
         let token: [u8; 16] = rand::random();
         if let Ok(mut a) = self.allocations.lock() {
-            let now = Instant::now();
-            if a.len() >= MAX_ALLOCATIONS {
-                a.retain(|_, v| v.expires > now);
+            while a.order.len() >= MAX_ALLOCATIONS {
+                if let Some(oldest) = a.order.pop_front() {
+                    a.by_token.remove(&oldest);
+                }
             }
-            a.insert(
+            a.order.push_back(token);
+            a.by_token.insert(
                 token,
                 Allocation {
                     connection,
-                    expires: now + self.policy.allocation_lifetime,
+                    expires: Instant::now() + self.policy.allocation_lifetime,
                 },
             );
         }
@@ -153,7 +162,10 @@ impl JobDeclarator {
             .allocations
             .lock()
             .map_err(|_| "allocations poisoned")?;
-        let alloc = a.remove(&key).ok_or("unknown or already used token")?;
+        let alloc = a
+            .by_token
+            .remove(&key)
+            .ok_or("unknown or already used token")?;
         if alloc.connection != connection {
             return Err("token allocated to another connection");
         }
