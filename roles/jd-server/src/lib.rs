@@ -274,3 +274,59 @@ pub async fn start(config: JdServerConfig) -> Result<JdServerHandle, JdServerErr
     })?;
     Ok(handle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declarator(allocation_lifetime: Duration) -> JobDeclarator {
+        let policy = DeclarationPolicy {
+            payout: ScriptBuf::from_bytes(vec![0x51]),
+            network: Network::Regtest,
+            token_lifetime: Duration::from_secs(600),
+            allocation_lifetime,
+            missing_txs_timeout: Duration::from_secs(10),
+        };
+        let node = node_rpc::BitcoinRpc::new(node_rpc::ChainRpcConfig {
+            url: "http://127.0.0.1:1".into(),
+            cookie_file: None,
+            user: None,
+            password: None,
+        });
+        JobDeclarator::new(policy, &AuthorityKeypair::generate(), node).expect("declarator")
+    }
+
+    #[test]
+    fn a_token_serves_one_declaration_on_its_own_connection() {
+        let jd = declarator(Duration::from_secs(600));
+        let t = jd.allocate(1);
+        assert_eq!(jd.redeem(&t, 1), Ok(()));
+        assert_eq!(jd.redeem(&t, 1), Err("unknown or already used token"));
+        let t = jd.allocate(1);
+        assert_eq!(
+            jd.redeem(&t, 2),
+            Err("token allocated to another connection")
+        );
+        assert_eq!(
+            jd.redeem(&[1, 2, 3], 1),
+            Err("not a token of this jd-server")
+        );
+        let expired = declarator(Duration::from_millis(1));
+        let t = expired.allocate(1);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(expired.redeem(&t, 1), Err("token expired"));
+    }
+
+    #[test]
+    fn the_allocation_book_stays_bounded() {
+        let jd = declarator(Duration::from_secs(600));
+        let first = jd.allocate(1);
+        for _ in 0..MAX_ALLOCATIONS {
+            jd.allocate(1);
+        }
+        let book = jd.allocations.lock().expect("lock");
+        assert_eq!(book.order.len(), MAX_ALLOCATIONS);
+        assert_eq!(book.by_token.len(), MAX_ALLOCATIONS);
+        assert!(!book.by_token.contains_key(&first), "the oldest went first");
+    }
+}
