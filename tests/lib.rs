@@ -134,3 +134,19 @@ impl MintLinkSession {
         }
     }
 }
+
+/// Waits until the stack's pool has found `n` blocks; panics after 180 s.
+pub async fn wait_for_blocks(stack: &hashpool::DevnetStack, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let found = stack.pool.stats.snapshot().blocks_found;
+        if found >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {found} of {n} blocks found"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -6,8 +6,8 @@
 use hashpool::DevnetStack;
 use hashpool_devnet::mempool::TX_FEE;
 use hashpool_devnet::PREMINE_BLOCKS;
-use hashpool_tests::{fast_devnet, init_logs};
-use std::time::{Duration, Instant};
+use hashpool_tests::{fast_devnet, init_logs, wait_for_blocks};
+use std::time::Duration;
 
 const TXS: u32 = 3;
 
@@ -17,11 +17,7 @@ async fn found_blocks_carry_the_template_transactions_and_their_fees() {
     let mut opts = fast_devnet("mempool");
     opts.mempool_txs = TXS;
     let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while stack.pool.stats.snapshot().blocks_found < 4 {
-        assert!(Instant::now() < deadline, "no blocks found");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_blocks(&stack, 4).await;
     stack.quiesce(Duration::from_secs(30)).await;
     let r = stack.report().await.expect("report");
     println!("{r:?}");
@@ -178,21 +174,7 @@ async fn blocks_after_a_reorg_spend_only_coins_that_exist() {
     opts.mempool_txs = TXS;
     let stack = DevnetStack::start(&opts).await.expect("stack starts");
     let found = |s: &DevnetStack| s.pool.stats.snapshot().blocks_found;
-    let wait_found = |n: u64| {
-        let stack = &stack;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(180);
-            while found(stack) < n {
-                assert!(
-                    Instant::now() < deadline,
-                    "only {} blocks found",
-                    found(stack)
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    wait_found(3).await;
+    wait_for_blocks(&stack, 3).await;
     let state = stack.tp.state.clone();
     let reorg = tokio::task::spawn_blocking(move || state.force_reorg(2))
         .await
@@ -222,7 +204,7 @@ async fn blocks_after_a_reorg_spend_only_coins_that_exist() {
     };
     let (after_reorg, found_before, accepted_before, txs_before) = settled().await;
     assert!(after_reorg >= reorg.fork_height + 3);
-    wait_found(found_before + 3).await;
+    wait_for_blocks(&stack, found_before + 3).await;
     let (height, found_after, accepted_after, txs_after) = settled().await;
     let accepted = accepted_after - accepted_before;
     let txs = txs_after - txs_before;

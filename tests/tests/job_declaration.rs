@@ -10,7 +10,7 @@ use binary_sv2::{B0255Owned, B064KOwned, Seq064KOwned, Str0255Owned, U256Owned};
 use hashpool::DevnetStack;
 use hashpool_devnet::mempool::TX_FEE;
 use hashpool_jd_client::declarer::job_factory;
-use hashpool_tests::{fast_devnet, init_logs};
+use hashpool_tests::{fast_devnet, init_logs, wait_for_blocks};
 use std::time::{Duration, Instant};
 use stratum_core::bitcoin::consensus::{deserialize, serialize};
 use stratum_core::bitcoin::hashes::Hash;
@@ -41,11 +41,7 @@ async fn declared_templates_are_mined_and_every_share_earns_ehash() {
     opts.mempool_txs = TXS;
     opts.job_declaration = true;
     let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while stack.pool.stats.snapshot().blocks_found < 3 {
-        assert!(Instant::now() < deadline, "no blocks found");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_blocks(&stack, 3).await;
     stack.quiesce(Duration::from_secs(30)).await;
     let r = stack.report().await.expect("report");
     println!("{r:?}");
@@ -96,15 +92,7 @@ async fn without_its_jd_server_the_jd_client_falls_back_to_pool_templates() {
     opts.mempool_txs = 1;
     opts.job_declaration = true;
     let mut stack = DevnetStack::start(&opts).await.expect("stack starts");
-    let wait_blocks = |stack: &DevnetStack, n: u64| {
-        let found = stack.pool.stats.snapshot().blocks_found;
-        found >= n
-    };
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !wait_blocks(&stack, 1) {
-        assert!(Instant::now() < deadline, "no block on declared jobs");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_blocks(&stack, 1).await;
     let custom_before = stack.pool.stats.custom_jobs.load(Relaxed);
     assert!(custom_before > 0);
     let jds_addr = stack.pool.jd_server.as_ref().expect("jd-server").addr;
@@ -116,14 +104,8 @@ async fn without_its_jd_server_the_jd_client_falls_back_to_pool_templates() {
         .shutdown()
         .await;
     let found_at_loss = stack.pool.stats.snapshot().blocks_found;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !wait_blocks(&stack, found_at_loss + 2) {
-        assert!(
-            Instant::now() < deadline,
-            "no blocks on pool templates after the fallback"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Blocks keep coming on pool templates.
+    wait_for_blocks(&stack, found_at_loss + 2).await;
     let jdc = stack.jd_client.as_ref().expect("jd-client");
     assert!(jdc.stats.fallbacks.load(Relaxed) >= 1);
     assert_eq!(

@@ -15,4 +15,6 @@ pub use backoff::Backoff;
 pub use failover::{Endpoint, EndpointConfig, Failover, FailoverState};
 pub use frame::{encode, Frame, FrameError};
 pub use keys::{AuthorityKeypair, AuthorityPublicKey, KeyError};
-pub use link::{accept, connect, connect_with_setup, serve, FrameReader, FrameSender, LinkError};
+pub use link::{
+    accept, bind, connect, connect_with_setup, serve, FrameReader, FrameSender, LinkError,
+};

@@ -209,6 +209,14 @@ pub async fn connect(
     ))
 }
 
+/// Binds a TCP listener on `addr`; returns it with the address actually bound (port 0
+/// resolved).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 /// Accepts Noise connections on `listener` until `shutdown`, running `handler` for each one in
 /// its own task; a handler error closes only that connection and is logged with `role`.
 pub async fn serve<F, Fut>(

@@ -159,18 +159,13 @@ pub async fn start(
         None
     };
     let state = TemplateState::new(chain, pacer, mempool).map_err(chain::ChainError::Kernel)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| TemplateProviderError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| TemplateProviderError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let (listener, addr) =
+        sv2_io::bind(config.listen)
+            .await
+            .map_err(|source| TemplateProviderError::Bind {
+                addr: config.listen,
+                source,
+            })?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(server::serve(
         listener,
@@ -224,8 +219,7 @@ async fn serve_rpc(
         addr: listen,
         source,
     };
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind)?;
-    let addr = listener.local_addr().map_err(bind)?;
+    let (listener, addr) = sv2_io::bind(listen).await.map_err(bind)?;
     let router =
         rpc::router(state, &config.data_dir).map_err(|e| TemplateProviderError::Config {
             key: "data_dir",

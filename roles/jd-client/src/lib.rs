@@ -130,18 +130,13 @@ pub async fn start(config: JdClientConfig) -> Result<JdClientHandle, JdClientErr
     let (outputs_tx, mut outputs_rx) = watch::channel(None);
     let (tp_solutions, tp_solutions_rx) = mpsc::channel(16);
     let (jds_solutions, jds_solutions_rx) = mpsc::channel(16);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| JdClientError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| JdClientError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let (listener, addr) =
+        sv2_io::bind(config.listen)
+            .await
+            .map_err(|source| JdClientError::Bind {
+                addr: config.listen,
+                source,
+            })?;
     let declarer = declarer::Declarer {
         address: config.jd_server_address.clone(),
         authority: key(&config.jd_server_authority, "jd_server_authority")?,

@@ -213,14 +213,8 @@ pub async fn serve(
     declarator: Arc<JobDeclarator>,
     shutdown: CancellationToken,
 ) -> Result<JdServerHandle, JdServerError> {
-    let listener = tokio::net::TcpListener::bind(listen)
+    let (listener, addr) = sv2_io::bind(listen)
         .await
-        .map_err(|source| JdServerError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
         .map_err(|source| JdServerError::Bind {
             addr: listen,
             source,

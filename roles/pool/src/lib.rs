@@ -242,16 +242,12 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         admission: admission.clone(),
         jd_tokens,
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let (listener, addr) = sv2_io::bind(config.listen)
         .await
         .map_err(|source| PoolError::Bind {
             addr: config.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| PoolError::Bind {
-        addr: config.listen,
-        source,
-    })?;
     let shutdown = CancellationToken::new();
     // The TP only needs the outputs' size for CoinbaseOutputConstraints; values come per template.
     let outputs = channel::reward_outputs(0, &payout);

@@ -92,18 +92,13 @@ pub async fn start(config: TranslatorConfig) -> Result<TranslatorHandle, Transla
         key: "data_dir",
         reason: format!("{}: {e}", config.data_dir.display()),
     })?;
-    let listener = tokio::net::TcpListener::bind(config.sv1_listen)
-        .await
-        .map_err(|source| TranslatorError::Bind {
-            addr: config.sv1_listen,
-            source,
-        })?;
-    let sv1_addr = listener
-        .local_addr()
-        .map_err(|source| TranslatorError::Bind {
-            addr: config.sv1_listen,
-            source,
-        })?;
+    let (listener, sv1_addr) =
+        sv2_io::bind(config.sv1_listen)
+            .await
+            .map_err(|source| TranslatorError::Bind {
+                addr: config.sv1_listen,
+                source,
+            })?;
     let stats = Arc::new(TranslatorStats::default());
     let board = Arc::new(board::ProxyBoard::default());
     let (wallet_tx, wallet_rx) = watch::channel(None);
