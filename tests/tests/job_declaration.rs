@@ -439,8 +439,6 @@ async fn set_custom_job(pool: &mut Link, job: SetCustomMiningJobOwned) -> Result
     }
 }
 
-const WORK_SELECTION: u32 = 0b10;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
     init_logs();
@@ -458,7 +456,13 @@ async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
         .expect("jd-server")
         .addr
         .to_string();
-    let mut pool = Link::open(&pool_addr, &key, Protocol::MiningProtocol, WORK_SELECTION).await;
+    let mut pool = Link::open(
+        &pool_addr,
+        &key,
+        Protocol::MiningProtocol,
+        sv2_io::setup::REQUIRES_WORK_SELECTION,
+    )
+    .await;
     let (channel, full) = open_channel(&mut pool, "jd-test").await;
     // Custom jobs are extended jobs: no standard channel on a work-selection connection.
     pool.send(MiningOwned::OpenStandardMiningChannel(

@@ -9,6 +9,10 @@ use stratum_core::common_messages_sv2::{Protocol, SetupConnectionSuccess};
 use stratum_core::parsers_sv2::{CommonMessages, CommonMessagesOwned};
 use stratum_core::template_distribution_sv2::MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS;
 
+/// `SetupConnection` flag of the mining protocol: the client selects its own work (job
+/// declaration).
+pub const REQUIRES_WORK_SELECTION: u32 = 0b10;
+
 /// Reads a connection's first frame, which must be `SetupConnection` for `protocol`; returns
 /// its flags. Anything else is an error naming what came.
 pub async fn expect_setup(reader: &mut FrameReader, protocol: Protocol) -> Result<u32, String> {

@@ -12,10 +12,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stratum_core::bitcoin::block::{Header, Version};
 use stratum_core::bitcoin::consensus::deserialize;
 use stratum_core::bitcoin::hashes::Hash;
-use stratum_core::bitcoin::{BlockHash, CompactTarget, Transaction, TxMerkleNode};
+use stratum_core::bitcoin::Transaction;
 use stratum_core::channels_sv2::chain_tip::ChainTip;
 use stratum_core::channels_sv2::server::jobs::extended::ExtendedJob;
 use stratum_core::common_messages_sv2::Protocol;
@@ -31,8 +30,6 @@ use stratum_core::template_distribution_sv2::SubmitSolutionOwned;
 use sv2_io::{AuthorityPublicKey, FrameReader, FrameSender};
 use tokio::sync::{mpsc, watch};
 
-/// `SetupConnection` flag of the mining protocol: the client selects its own work.
-const REQUIRES_WORK_SELECTION: u32 = 0b10;
 /// Custom jobs remembered per channel (for shares that find blocks).
 const KEEP_JOBS: usize = 16;
 /// Retries of a custom job the pool found on a stale tip (the pool learns tips a moment later).
@@ -121,7 +118,7 @@ pub async fn serve(
     .await;
     let declaring = ctx.may_declare();
     let flags = if declaring {
-        REQUIRES_WORK_SELECTION
+        sv2_io::setup::REQUIRES_WORK_SELECTION
     } else {
         0
     };
@@ -433,20 +430,17 @@ impl Session {
             .iter()
             .map(|h| h.to_array())
             .collect();
-        let root = hashpool_jd_server::coinbase::merkle_root(
-            coinbase.compute_txid().to_byte_array(),
-            &path,
-        );
         let tip = &set.declared.work.tip;
         let prev = tip.prev_hash.to_array();
-        let header = Header {
-            version: Version::from_consensus(s.version as i32),
-            prev_blockhash: BlockHash::from_byte_array(prev),
-            merkle_root: TxMerkleNode::from_byte_array(root),
-            time: s.ntime,
-            bits: CompactTarget::from_consensus(tip.n_bits),
-            nonce: s.nonce,
-        };
+        let header = hashpool_jd_server::coinbase::block_header(
+            s.version,
+            prev,
+            coinbase.compute_txid().to_byte_array(),
+            &path,
+            s.ntime,
+            tip.n_bits,
+            s.nonce,
+        );
         let hash = header.block_hash().to_byte_array();
         if !meets_target(&hash, &tip.target.to_array()) || !self.solved.insert(prev) {
             return;

@@ -1,9 +1,12 @@
 //! A declared coinbase: parsing the prefix/suffix around the extranonce, who it pays, and the
 //! chain facts a declaration is checked against (BIP34 height, subsidy, merkle path).
 
+use stratum_core::bitcoin::block::{Header, Version};
 use stratum_core::bitcoin::consensus::{deserialize, serialize};
 use stratum_core::bitcoin::hashes::{sha256d, Hash};
-use stratum_core::bitcoin::{Network, ScriptBuf, Transaction};
+use stratum_core::bitcoin::{
+    BlockHash, CompactTarget, Network, ScriptBuf, Transaction, TxMerkleNode, TxOut,
+};
 
 /// Why a declared coinbase is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,17 +101,7 @@ impl DeclaredCoinbase {
     /// What the coinbase pays `pool`, if every output with value pays it and the total
     /// reaches `required`.
     pub fn pays_pool(&self, pool: &ScriptBuf, required: u64) -> Result<u64, CoinbaseError> {
-        let mut paid = 0u64;
-        for (index, out) in self.tx.output.iter().enumerate() {
-            let value = out.value.to_sat();
-            if value == 0 {
-                continue;
-            }
-            if &out.script_pubkey != pool {
-                return Err(CoinbaseError::ForeignOutput { index, value });
-            }
-            paid = paid.saturating_add(value);
-        }
+        let paid = pool_reward(&self.tx.output, pool)?;
         if paid < required {
             return Err(CoinbaseError::Underpays { paid, required });
         }
@@ -133,6 +126,43 @@ impl DeclaredCoinbase {
         raw.extend_from_slice(extranonce);
         raw.extend_from_slice(&self.suffix);
         deserialize(&raw).map_err(|e| CoinbaseError::Malformed(e.to_string()))
+    }
+}
+
+/// What coinbase `outputs` pay `pool`, if every output with value pays it (zero-value outputs,
+/// such as the witness commitment, may be anything).
+pub fn pool_reward(outputs: &[TxOut], pool: &ScriptBuf) -> Result<u64, CoinbaseError> {
+    let mut paid = 0u64;
+    for (index, out) in outputs.iter().enumerate() {
+        let value = out.value.to_sat();
+        if value == 0 {
+            continue;
+        }
+        if &out.script_pubkey != pool {
+            return Err(CoinbaseError::ForeignOutput { index, value });
+        }
+        paid = paid.saturating_add(value);
+    }
+    Ok(paid)
+}
+
+/// A block header whose coinbase has `coinbase_txid` and merkle path `path`.
+pub fn block_header(
+    version: u32,
+    prev_hash: [u8; 32],
+    coinbase_txid: [u8; 32],
+    path: &[[u8; 32]],
+    ntime: u32,
+    nbits: u32,
+    nonce: u32,
+) -> Header {
+    Header {
+        version: Version::from_consensus(version as i32),
+        prev_blockhash: BlockHash::from_byte_array(prev_hash),
+        merkle_root: TxMerkleNode::from_byte_array(merkle_root(coinbase_txid, path)),
+        time: ntime,
+        bits: CompactTarget::from_consensus(nbits),
+        nonce,
     }
 }
 

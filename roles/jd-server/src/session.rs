@@ -1,7 +1,7 @@
 //! One job declarator client connection: token allocation, declarations (with the
 //! transactions the jd-server must be given), and pushed solutions.
 
-use crate::coinbase::{coinbase_merkle_path, merkle_root, subsidy, DeclaredCoinbase};
+use crate::coinbase::{block_header, coinbase_merkle_path, subsidy, DeclaredCoinbase};
 use crate::node::KnownTx;
 use crate::token::{sign, unix_now, CustomJobFields};
 use crate::JobDeclarator;
@@ -57,7 +57,7 @@ struct Declaration {
 struct DeclaredJob {
     prev_hash: [u8; 32],
     coinbase: DeclaredCoinbase,
-    txs: Vec<Transaction>,
+    txs: Vec<Arc<Transaction>>,
     merkle_path: Vec<[u8; 32]>,
 }
 
@@ -102,12 +102,6 @@ where
 {
     let frame = sv2_io::frame::encode_standard(msg).map_err(|e| e.to_string())?;
     sender.send(frame).await.map_err(|e| e.to_string())
-}
-
-fn u256(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&bytes[..32]);
-    out
 }
 
 impl Session {
@@ -209,7 +203,7 @@ impl Session {
             .wtxid_list
             .into_inner()
             .iter()
-            .map(|w| u256(w.as_bytes()))
+            .map(|w| w.to_array())
             .collect();
         let mut txs: Vec<Option<KnownTx>> = wtxids.iter().map(|w| self.jd.node.get(w)).collect();
         if txs.iter().any(Option::is_none) {
@@ -366,7 +360,7 @@ impl Session {
             .coinbase
             .pays_pool(&policy.payout, required)
             .map_err(|e| Refusal(codes::INVALID_COINBASE_TX, e.to_string()))?;
-        let txs: Vec<Transaction> = txs.iter().map(|t| (*t.tx).clone()).collect();
+        let txs: Vec<Arc<Transaction>> = txs.into_iter().map(|t| t.tx).collect();
         if txs
             .iter()
             .any(|t| t.input.iter().any(|i| !i.witness.is_empty()))
@@ -381,7 +375,7 @@ impl Session {
                     nonce: 0,
                 },
                 txdata: std::iter::once(decl.coinbase.tx.clone())
-                    .chain(txs.iter().cloned())
+                    .chain(txs.iter().map(|t| (**t).clone()))
                     .collect(),
             };
             if !block.check_witness_commitment() {
@@ -432,7 +426,7 @@ impl Session {
 
     /// Finds the declared job the solution solves and gives the block to the node.
     async fn push_solution(&mut self, s: PushSolutionOwned) {
-        let prev_hash = u256(s.prev_hash.as_bytes());
+        let prev_hash = s.prev_hash.to_array();
         self.jd
             .stats
             .solutions_pushed
@@ -444,20 +438,20 @@ impl Session {
             .filter(|j| j.prev_hash == prev_hash)
             .find_map(|job| {
                 let coinbase = job.coinbase.with_extranonce(s.extranonce.as_bytes()).ok()?;
-                let root = merkle_root(coinbase.compute_txid().to_byte_array(), &job.merkle_path);
-                let header = Header {
-                    version: Version::from_consensus(s.version as i32),
-                    prev_blockhash: BlockHash::from_byte_array(prev_hash),
-                    merkle_root: TxMerkleNode::from_byte_array(root),
-                    time: s.ntime,
-                    bits: CompactTarget::from_consensus(s.nbits),
-                    nonce: s.nonce,
-                };
+                let header = block_header(
+                    s.version,
+                    prev_hash,
+                    coinbase.compute_txid().to_byte_array(),
+                    &job.merkle_path,
+                    s.ntime,
+                    s.nbits,
+                    s.nonce,
+                );
                 header.validate_pow(header.target()).ok()?;
                 Some(Block {
                     header,
                     txdata: std::iter::once(coinbase)
-                        .chain(job.txs.iter().cloned())
+                        .chain(job.txs.iter().map(|t| (**t).clone()))
                         .collect(),
                 })
             });

@@ -4,12 +4,12 @@
 
 use crate::channel::ChannelKind;
 use crate::downstream::{str255, Connection};
-use hashpool_jd_server::coinbase::bip34_height;
+use hashpool_jd_server::coinbase::{bip34_height, pool_reward};
 use hashpool_jd_server::token::unix_now;
 use hashpool_jd_server::CustomJobFields;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use stratum_core::bitcoin::consensus::{deserialize, serialize};
+use stratum_core::bitcoin::consensus::deserialize;
 use stratum_core::bitcoin::TxOut;
 use stratum_core::mining_sv2::{
     SetCustomMiningJobErrorOwned, SetCustomMiningJobOwned, SetCustomMiningJobSuccess,
@@ -109,12 +109,12 @@ impl Connection {
                 "not a channel of this connection".into(),
             ));
         };
-        if !matches!(ch.kind, ChannelKind::Extended(_)) {
+        let ChannelKind::Extended(ext) = &mut ch.kind else {
             return Err(Refusal(
                 INVALID_CHANNEL_ID,
                 "custom jobs need an extended channel".into(),
             ));
-        }
+        };
         let (tip, tip_nbits) = self
             .ctx
             .work
@@ -135,17 +135,8 @@ impl Connection {
         }
         let outputs: Vec<TxOut> = deserialize(m.coinbase_tx_outputs.as_bytes())
             .map_err(|e| Refusal(INVALID_OUTPUTS, format!("outputs do not parse: {e}")))?;
-        let mut reward = 0u64;
-        for (index, out) in outputs.iter().enumerate() {
-            let value = out.value.to_sat();
-            if value > 0 && out.script_pubkey != self.ctx.payout {
-                return Err(Refusal(
-                    INVALID_OUTPUTS,
-                    format!("output {index} pays {value} sat to someone else"),
-                ));
-            }
-            reward = reward.saturating_add(value);
-        }
+        let reward = pool_reward(&outputs, &self.ctx.payout)
+            .map_err(|e| Refusal(INVALID_OUTPUTS, e.to_string()))?;
         if reward == 0 {
             return Err(Refusal(
                 INVALID_OUTPUTS,
@@ -154,20 +145,21 @@ impl Connection {
         }
         let height = bip34_height(m.coinbase_prefix.as_bytes())
             .ok_or_else(|| Refusal(INVALID_COINBASE_PREFIX, "no BIP34 height".into()))?;
-        let outputs_bytes = serialize(&outputs);
         let path: Vec<[u8; 32]> = m
             .merkle_path
             .as_slice()
             .iter()
             .map(|h| h.to_array())
             .collect();
+        // `deserialize` took the output bytes whole (it refuses trailing data): they are the
+        // consensus serialization the jd-server signed over.
         let fields = CustomJobFields {
             version: m.version,
             prev_hash,
             coinbase_tx_version: m.coinbase_tx_version,
             script_sig_prefix: m.coinbase_prefix.as_bytes(),
             sequence: m.coinbase_tx_input_n_sequence,
-            outputs: &outputs_bytes,
+            outputs: m.coinbase_tx_outputs.as_bytes(),
             locktime: m.coinbase_tx_locktime,
             merkle_path: &path,
         };
@@ -175,12 +167,6 @@ impl Connection {
             .jd_tokens
             .verify(m.token.as_bytes(), &fields, unix_now())
             .map_err(|e| Refusal(INVALID_TOKEN, e.to_string()))?;
-        let ChannelKind::Extended(ext) = &mut ch.kind else {
-            return Err(Refusal(
-                INVALID_CHANNEL_ID,
-                "custom jobs need an extended channel".into(),
-            ));
-        };
         let job_id = ext
             .on_set_custom_mining_job(m)
             .map_err(|e| Refusal(INVALID_COINBASE_PREFIX, format!("{e:?}")))?;

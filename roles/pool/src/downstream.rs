@@ -15,9 +15,6 @@ use stratum_core::bitcoin::Target;
 use stratum_core::channels_sv2::server::extended::ExtendedChannel;
 use stratum_core::channels_sv2::server::standard::StandardChannel;
 use stratum_core::common_messages_sv2::{Protocol, SetupConnectionErrorOwned};
-
-/// `SetupConnection` flag of the mining protocol: the client selects its own work.
-const REQUIRES_WORK_SELECTION: u32 = 0b10;
 use stratum_core::extensions_sv2::{RequestExtensionsErrorOwned, RequestExtensionsSuccessOwned};
 use stratum_core::mining_sv2::{
     OpenExtendedMiningChannelSuccessOwned, OpenMiningChannelErrorOwned,
@@ -75,7 +72,7 @@ pub async fn serve(
     let work_selection = stratum_core::common_messages_sv2::has_work_selection(flags);
     if work_selection && !ctx.jd_tokens.is_enabled() {
         let refused = CommonMessagesOwned::SetupConnectionError(SetupConnectionErrorOwned {
-            flags: REQUIRES_WORK_SELECTION,
+            flags: sv2_io::setup::REQUIRES_WORK_SELECTION,
             error_code: str255("unsupported-feature-flags")?,
         });
         send(&sender, refused).await?;
