@@ -101,11 +101,19 @@ struct AllocationBook {
     order: std::collections::VecDeque<[u8; 16]>,
 }
 
+/// Transactions a jd-server knows besides its node's mempool, e.g. those of the pool's recent
+/// templates when it runs inside the pool: a declaration may name them without providing them.
+pub trait TransactionSource: Send + Sync {
+    /// The transaction with this wtxid (internal byte order), if known.
+    fn transaction(&self, wtxid: &[u8; 32]) -> Option<Arc<stratum_core::bitcoin::Transaction>>;
+}
+
 /// State shared by all job declaration connections.
 pub struct JobDeclarator {
     policy: DeclarationPolicy,
     signer: Keypair,
     node: node::NodeView,
+    also_known: Option<Arc<dyn TransactionSource>>,
     allocations: Mutex<AllocationBook>,
     next_connection: AtomicU64,
     /// Counters.
@@ -126,9 +134,26 @@ impl JobDeclarator {
             policy,
             signer: keys.keypair()?,
             node: node::NodeView::new(node),
+            also_known: None,
             allocations: Mutex::new(AllocationBook::default()),
             next_connection: AtomicU64::new(1),
             stats: Arc::new(JdServerStats::default()),
+        })
+    }
+
+    /// Also looks declared transactions up in `source` (after the node's mempool, which knows
+    /// their fees).
+    pub fn with_transactions_from(mut self, source: Arc<dyn TransactionSource>) -> Self {
+        self.also_known = Some(source);
+        self
+    }
+
+    /// A declared transaction: from the node's mempool (with its fee), else from the other
+    /// source (fee unknown, so not required of the coinbase).
+    fn lookup(&self, wtxid: &[u8; 32]) -> Option<node::KnownTx> {
+        self.node.get(wtxid).or_else(|| {
+            let tx = self.also_known.as_ref()?.transaction(wtxid)?;
+            Some(node::KnownTx { tx, fee: None })
         })
     }
 
@@ -309,6 +334,35 @@ mod tests {
         let t = expired.allocate(1);
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(expired.redeem(&t, 1), Err("token expired"));
+    }
+
+    struct OneTransaction(Arc<stratum_core::bitcoin::Transaction>);
+
+    impl TransactionSource for OneTransaction {
+        fn transaction(&self, wtxid: &[u8; 32]) -> Option<Arc<stratum_core::bitcoin::Transaction>> {
+            use stratum_core::bitcoin::hashes::Hash;
+            (self.0.compute_wtxid().to_byte_array() == *wtxid).then(|| self.0.clone())
+        }
+    }
+
+    #[test]
+    fn declared_transactions_are_also_looked_up_in_the_other_source() {
+        use stratum_core::bitcoin::hashes::Hash;
+        let tx = Arc::new(stratum_core::bitcoin::Transaction {
+            version: stratum_core::bitcoin::transaction::Version::TWO,
+            lock_time: stratum_core::bitcoin::absolute::LockTime::ZERO,
+            input: Vec::new(),
+            output: Vec::new(),
+        });
+        let wtxid = tx.compute_wtxid().to_byte_array();
+        let alone = declarator(Duration::from_secs(600));
+        assert!(alone.lookup(&wtxid).is_none());
+        let jd = declarator(Duration::from_secs(600))
+            .with_transactions_from(Arc::new(OneTransaction(tx.clone())));
+        let found = jd.lookup(&wtxid).expect("from the other source");
+        assert_eq!(found.tx, tx);
+        assert_eq!(found.fee, None);
+        assert!(jd.lookup(&[7; 32]).is_none());
     }
 
     #[test]

@@ -205,14 +205,14 @@ impl Session {
             .iter()
             .map(|w| w.to_array())
             .collect();
-        let mut txs: Vec<Option<KnownTx>> = wtxids.iter().map(|w| self.jd.node.get(w)).collect();
+        let mut txs: Vec<Option<KnownTx>> = wtxids.iter().map(|w| self.jd.lookup(w)).collect();
         if txs.iter().any(Option::is_none) {
             if let Err(e) = self.jd.node.refresh().await {
                 tracing::warn!(error = %e, "mempool refresh failed");
             }
             for (slot, w) in txs.iter_mut().zip(&wtxids) {
                 if slot.is_none() {
-                    *slot = self.jd.node.get(w);
+                    *slot = self.jd.lookup(w);
                 }
             }
         }

@@ -312,7 +312,8 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
                 &keys,
                 chain_view::BitcoinRpc::new(rpc.clone()),
             )
-            .map_err(|e| config_err("job_declaration", e))?;
+            .map_err(|e| config_err("job_declaration", e))?
+            .with_transactions_from(work.clone());
             Some(
                 hashpool_jd_server::serve(
                     jd.listen,

@@ -41,6 +41,16 @@ pub struct TemplateFacts {
 
 pub use hashpool_jd_server::coinbase::bip34_height;
 
+/// The embedded jd-server finds the transactions of recent templates here.
+impl hashpool_jd_server::TransactionSource for WorkState {
+    fn transaction(
+        &self,
+        wtxid: &[u8; 32],
+    ) -> Option<std::sync::Arc<stratum_core::bitcoin::Transaction>> {
+        self.known.get(wtxid)
+    }
+}
+
 /// Current work plus a broadcast of changes.
 pub struct WorkState {
     snapshot: Mutex<WorkSnapshot>,
