@@ -74,11 +74,10 @@ impl Pending {
     fn ready(&self, id: u64) -> Option<Work> {
         let tip = self.tip.as_ref()?;
         let (template, txs) = self.templates.get(&id)?;
-        let on_tip = !template.future_template || tip.template_id == id;
-        let txs = txs.clone()?;
-        if !on_tip {
+        if template.future_template && tip.template_id != id {
             return None;
         }
+        let txs = txs.clone()?;
         let wtxids = txs
             .iter()
             .map(|raw| {

@@ -7,6 +7,7 @@ use stratum_core::bitcoin::hashes::{sha256d, Hash};
 use stratum_core::bitcoin::{
     BlockHash, CompactTarget, Network, ScriptBuf, Transaction, TxMerkleNode, TxOut,
 };
+use stratum_core::channels_sv2::merkle_root::merkle_root_from_path_;
 
 /// Why a declared coinbase is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,7 +160,7 @@ pub fn block_header(
     Header {
         version: Version::from_consensus(version as i32),
         prev_blockhash: BlockHash::from_byte_array(prev_hash),
-        merkle_root: TxMerkleNode::from_byte_array(merkle_root(coinbase_txid, path)),
+        merkle_root: TxMerkleNode::from_byte_array(merkle_root_from_path_(coinbase_txid, path)),
         time: ntime,
         bits: CompactTarget::from_consensus(nbits),
         nonce,
@@ -219,16 +220,6 @@ pub fn coinbase_merkle_path(txids: &[[u8; 32]]) -> Vec<[u8; 32]> {
     path
 }
 
-/// The merkle root of a block whose coinbase has `coinbase_txid`, given its merkle path.
-pub fn merkle_root(coinbase_txid: [u8; 32], path: &[[u8; 32]]) -> [u8; 32] {
-    path.iter().fold(coinbase_txid, |acc, sibling| {
-        let mut cat = [0u8; 64];
-        cat[..32].copy_from_slice(&acc);
-        cat[32..].copy_from_slice(sibling);
-        sha256d::Hash::hash(&cat).to_byte_array()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +237,7 @@ mod tests {
             .map(|r| r.to_byte_array());
             let path = coinbase_merkle_path(&ids[1..]);
             assert_eq!(
-                Some(merkle_root(ids[0], &path)),
+                Some(merkle_root_from_path_(ids[0], &path)),
                 expected,
                 "{n} transactions"
             );
