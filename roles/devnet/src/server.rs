@@ -80,9 +80,9 @@ fn now_secs() -> u32 {
 }
 
 impl TemplateState {
-    /// Templates issued since start.
+    /// Templates issued since start, counting the one built on the starting tip (id 1).
     pub fn templates_issued(&self) -> u64 {
-        self.next_id.load(Ordering::Relaxed).saturating_sub(2)
+        self.next_id.load(Ordering::Relaxed).saturating_sub(1)
     }
 
     /// State on the chain's current tip; templates carry the transactions of `mempool`, if any.
