@@ -39,7 +39,8 @@ pub struct MintConfig {
     /// Signing batches committed at once (default: 1 on SQLite, 4 on PostgreSQL).
     #[serde(default)]
     pub signer_workers: Option<u32>,
-    /// Threads a signing batch is spread over (the cores the mint may use for signatures).
+    /// Threads that sign share requests, each its own batches (the cores the mint may use
+    /// for signatures); their batches are committed together.
     #[serde(default = "default_sign_threads")]
     pub sign_threads: u32,
     /// Network blocks per epoch (one ehash keyset each).

@@ -116,12 +116,11 @@ impl EpochKeys {
         Ok(keyset)
     }
 
-    /// Signs each message (all of `keyset`) with the key of its amount, with a DLEQ proof, on up
-    /// to `threads` cores. Touches no database.
-    pub async fn sign(
-        keyset: Arc<MintKeySet>,
+    /// Signs each message (all of `keyset`) with the key of its amount, with a DLEQ proof, on
+    /// the calling thread. Touches no database.
+    pub fn sign(
+        keyset: &MintKeySet,
         messages: &[BlindedMessage],
-        threads: usize,
     ) -> Result<Vec<BlindSignature>, MintError> {
         if let Some(m) = messages.iter().find(|m| m.keyset_id != keyset.id) {
             return Err(MintError::Http(format!(
@@ -129,32 +128,7 @@ impl EpochKeys {
                 m.keyset_id, keyset.id
             )));
         }
-        // Below this, spreading over threads costs more than it saves.
-        const MIN_PER_THREAD: usize = 32;
-        let threads = threads.clamp(1, messages.len().div_ceil(MIN_PER_THREAD).max(1));
-        if threads == 1 {
-            return sign_chunk(messages, &keyset);
-        }
-        let messages = messages.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let chunk = messages.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let parts: Vec<_> = messages
-                    .chunks(chunk)
-                    .map(|c| scope.spawn(|| sign_chunk(c, &keyset)))
-                    .collect();
-                let mut out = Vec::with_capacity(messages.len());
-                for p in parts {
-                    let part = p
-                        .join()
-                        .map_err(|_| MintError::Http("a signing thread panicked".into()))??;
-                    out.extend(part);
-                }
-                Ok(out)
-            })
-        })
-        .await
-        .map_err(|e| MintError::Http(format!("signing task: {e}")))?
+        sign_chunk(messages, keyset)
     }
 }
 

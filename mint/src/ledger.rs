@@ -289,7 +289,7 @@ impl EhashLedger {
             .any(|k| k.id == *id && k.unit == self.unit)
     }
 
-    /// Threads a signing batch may use.
+    /// Threads that sign share requests (see `signer`).
     pub fn sign_threads(&self) -> usize {
         self.sign_threads
     }

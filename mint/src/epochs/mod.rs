@@ -19,7 +19,7 @@ use ehash_protocol::messages as m;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use store::{BlockRow, EpochRow, EpochStore, IssueEntry};
-use tokio::sync::{watch, RwLock, RwLockReadGuard};
+use tokio::sync::{watch, OwnedRwLockReadGuard, RwLock};
 
 /// File name of the epoch ledger in the mint's data dir.
 pub const EPOCHS_FILE: &str = "epochs.sqlite";
@@ -125,7 +125,7 @@ pub struct EpochBook {
     amounts: Vec<u64>,
     state: Mutex<BookState>,
     /// Signing batches hold it shared, a rotation exclusively: a batch never straddles one.
-    rotation: RwLock<()>,
+    rotation: Arc<RwLock<()>>,
     /// Serialises re-reads of a shared ledger, so an older snapshot never replaces a newer one.
     refresh: tokio::sync::Mutex<()>,
     announce: watch::Sender<Option<EpochAnnouncement>>,
@@ -174,7 +174,7 @@ impl EpochBook {
             unit,
             amounts,
             state: Mutex::new(BookState::default()),
-            rotation: RwLock::new(()),
+            rotation: Arc::new(RwLock::new(())),
             refresh: tokio::sync::Mutex::new(()),
             announce,
         };
@@ -345,8 +345,9 @@ impl EpochBook {
     }
 
     /// Held by a signing batch so no rotation happens in the middle of it.
-    pub async fn signing_guard(&self) -> RwLockReadGuard<'_, ()> {
-        self.rotation.read().await
+    /// Owned, so a batch keeps it from signing through its commit on another thread.
+    pub async fn signing_guard(&self) -> OwnedRwLockReadGuard<()> {
+        self.rotation.clone().read_owned().await
     }
 
     /// Whether a request blinded for `keyset` may be signed (with the active keyset): the

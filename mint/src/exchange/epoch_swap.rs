@@ -61,8 +61,7 @@ pub async fn swap_in_epoch(
         .keyset(&keyset)
         .await
         .map_err(|e| ExchangeError::Internal(e.to_string()))?;
-    let signatures = crate::epoch_keys::EpochKeys::sign(keys, outputs, 1)
-        .await
+    let signatures = crate::epoch_keys::EpochKeys::sign(&keys, outputs)
         .map_err(|e| ExchangeError::Invalid(e.to_string()))?;
     let op = Operation::new_swap(out_total, Amount::from(v_in.amount.value()), Amount::ZERO);
     spend_and_store(mint, inputs, outputs, &signatures, &op).await?;

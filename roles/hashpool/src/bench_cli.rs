@@ -166,9 +166,10 @@ pub async fn run(action: BenchAction) -> anyhow::Result<()> {
             }
             let r = report?;
             let text = format!(
-                "accepted={} signed={} rejected={} refused={} in {:.2}s: {:.0} shares/s, {:.0} signatures/s, p50={}us p99={}us, cpu={:.2} cores; lean limit {:.0}/s, ratio {:.3}",
+                "accepted={} signed={} rejected={} refused={} in {:.2}s: {:.0} shares/s, {:.0} signatures/s, p50={}us p99={}us (ack p50={}us p99={}us), cpu={:.2} cores; lean limit {:.0}/s, ratio {:.3}",
                 r.accepted, r.signed, r.rejected, r.refused, r.elapsed_s, r.shares_per_s,
-                r.signatures_per_s, r.p50_us, r.p99_us, r.cpu_cores, r.limit_per_s, r.ratio
+                r.signatures_per_s, r.p50_us, r.p99_us, r.ack_p50_us, r.ack_p99_us, r.cpu_cores,
+                r.limit_per_s, r.ratio
             );
             print_report(&r, json, &text)
         }

@@ -187,9 +187,10 @@ impl BenchClient {
         self.reader.take()
     }
 
-    /// Finds a nonce meeting the channel target and sends the share with a fresh `B_`.
-    /// Returns the share's sequence number.
-    pub async fn submit_next(&mut self) -> Result<u32, ClientError> {
+    /// Finds a nonce meeting the channel target and sends the share with a fresh `B_`, calling
+    /// `before_send` with its sequence number just before it goes out (so answers always find
+    /// it). Returns the sequence number.
+    pub async fn submit_next(&mut self, before_send: impl FnOnce(u32)) -> Result<u32, ClientError> {
         loop {
             self.header[76..80].copy_from_slice(&self.nonce.to_le_bytes());
             self.nonce = self.nonce.wrapping_add(1);
@@ -221,6 +222,7 @@ impl BenchClient {
             .build_frame_bytes_with_tlvs(MiningOwned::SubmitSharesExtended(share))
             .map_err(|e| ClientError::Protocol(format!("{e:?}")))?;
         let frame = sv2_io::frame::from_bytes(bytes).map_err(link)?;
+        before_send(self.sequence);
         self.sender.send(frame).await.map_err(link)?;
         Ok(self.sequence)
     }
@@ -229,18 +231,34 @@ impl BenchClient {
 /// Send times of shares waiting for their signature, by sequence number.
 pub type InFlight = Arc<Mutex<HashMap<u32, Instant>>>;
 
+/// Latencies (µs) the collectors measured.
+#[derive(Debug, Default)]
+pub struct Latencies {
+    /// Share sent to its signature received.
+    pub signature: Vec<u32>,
+    /// Share sent to its `SubmitSharesSuccess` received (the pool's journal commit).
+    pub ack: Vec<u32>,
+}
+
+fn micros_since(t: Instant) -> u32 {
+    u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX)
+}
+
 /// Reads verdicts and signatures until the link closes or `expected` signatures or refusals
-/// arrived; pushes latencies (µs, send to signature) into `latencies`.
+/// arrived; pushes latencies into `latencies`.
 pub async fn collect(
     mut reader: FrameReader,
     in_flight: InFlight,
     counters: Arc<ClientCounters>,
-    latencies: Arc<Mutex<Vec<u32>>>,
+    latencies: Arc<Mutex<Latencies>>,
     window: Arc<tokio::sync::Semaphore>,
     expected: u64,
 ) {
     let mut done = 0u64;
-    let mut local = Vec::with_capacity(expected as usize);
+    let mut local = Latencies {
+        signature: Vec::with_capacity(expected as usize),
+        ack: Vec::with_capacity(expected as usize),
+    };
     while done < expected {
         let Ok(mut f) = reader.next().await else {
             break;
@@ -262,7 +280,7 @@ pub async fn collect(
                 for seq in sequences {
                     let sent = in_flight.lock().ok().and_then(|mut i| i.remove(&seq));
                     if let Some(t) = sent {
-                        local.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        local.signature.push(micros_since(t));
                     }
                     counters.signed.fetch_add(1, Ordering::Relaxed);
                     window.add_permits(1);
@@ -276,6 +294,13 @@ pub async fn collect(
             }
             (0, t) => match Mining::try_from((t, f.payload())) {
                 Ok(Mining::SubmitSharesSuccess(s)) => {
+                    let sent = in_flight
+                        .lock()
+                        .ok()
+                        .and_then(|i| i.get(&s.last_sequence_number).copied());
+                    if let Some(t) = sent {
+                        local.ack.push(micros_since(t));
+                    }
                     counters
                         .accepted
                         .fetch_add(u64::from(s.new_submits_accepted_count), Ordering::Relaxed);
@@ -291,6 +316,7 @@ pub async fn collect(
         }
     }
     if let Ok(mut l) = latencies.lock() {
-        l.extend(local);
+        l.signature.extend(local.signature);
+        l.ack.extend(local.ack);
     }
 }

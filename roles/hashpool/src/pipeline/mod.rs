@@ -9,7 +9,7 @@ pub mod client;
 
 use crate::stack_configs::{DevnetPorts, StackConfigs};
 use crate::DevnetOptions;
-use client::{BenchClient, ClientCounters, InFlight};
+use client::{BenchClient, ClientCounters, InFlight, Latencies};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -64,6 +64,10 @@ pub struct PipelineReport {
     pub p50_us: u64,
     /// 99th percentile, µs.
     pub p99_us: u64,
+    /// Median share-to-`SubmitSharesSuccess` latency (the pool's journal commit), µs.
+    pub ack_p50_us: u64,
+    /// Its 99th percentile, µs.
+    pub ack_p99_us: u64,
     /// CPU time of this process over the run, in cores.
     pub cpu_cores: f64,
     /// Shares/s of the lean single-core loop.
@@ -169,7 +173,7 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         clients.push(BenchClient::open(&pool_addr, &pool.authority, i).await?);
     }
     let counters = Arc::new(ClientCounters::default());
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(o.shares as usize)));
+    let latencies = Arc::new(Mutex::new(Latencies::default()));
     let per = o.shares / u64::from(o.channels);
     let extra = o.shares % u64::from(o.channels);
     let interval = (o.rate > 0.0).then(|| Duration::from_secs_f64(f64::from(o.channels) / o.rate));
@@ -192,10 +196,11 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
             n,
         )));
         let counters = counters.clone();
+        let channels = o.channels;
         senders.push(tokio::spawn(async move {
-            // Spread the channels' send times over one interval.
+            // Spread the channels' send times evenly over one interval.
             let offset = interval
-                .map(|iv| iv.mul_f64(i as f64 / 64.0))
+                .map(|iv| iv.mul_f64(i as f64 / f64::from(channels)))
                 .unwrap_or_default();
             for k in 0..n {
                 if let Some(iv) = interval {
@@ -205,12 +210,15 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
                     return c;
                 };
                 permit.forget();
-                let sent_at = Instant::now();
-                match c.submit_next().await {
-                    Ok(seq) => {
+                let sent = c
+                    .submit_next(|seq| {
                         if let Ok(mut f) = in_flight.lock() {
-                            f.insert(seq, sent_at);
+                            f.insert(seq, Instant::now());
                         }
+                    })
+                    .await;
+                match sent {
+                    Ok(_) => {
                         counters.sent.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -241,8 +249,12 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
     pool.shutdown().await;
     mint.shutdown().await;
     tp.shutdown().await;
-    let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let (mut lat, mut ack) = latencies
+        .lock()
+        .map(|l| (l.signature.clone(), l.ack.clone()))
+        .unwrap_or_default();
     lat.sort_unstable();
+    ack.sort_unstable();
     let accepted = counters.accepted.load(Ordering::Relaxed);
     let signed = counters.signed.load(Ordering::Relaxed);
     let shares_per_s = accepted as f64 / elapsed;
@@ -260,6 +272,8 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         signatures_per_s: signed as f64 / elapsed,
         p50_us: percentile(&lat, 0.50),
         p99_us: percentile(&lat, 0.99),
+        ack_p50_us: percentile(&ack, 0.50),
+        ack_p99_us: percentile(&ack, 0.99),
         cpu_cores: cpu / elapsed,
         limit_per_s: limit,
         ratio: shares_per_s / limit,
