@@ -49,6 +49,8 @@ pub(crate) struct Connection {
     /// The client chooses its work (job declaration): its channels get custom jobs only.
     pub(crate) work_selection: bool,
     pub(crate) replies: mpsc::UnboundedSender<EhashReply>,
+    /// Ehash shares waiting for a durable claim before their acknowledgement.
+    pub(crate) unacked: crate::share_race::UnackedShares,
     /// Connection number and remote address, shown on the dashboard.
     pub(crate) number: u64,
     pub(crate) peer: std::net::SocketAddr,
@@ -95,6 +97,7 @@ pub async fn serve(
         ehash: false,
         work_selection,
         replies,
+        unacked: Default::default(),
     };
     loop {
         tokio::select! {

@@ -1,10 +1,13 @@
 //! The pool's durable record of accepted ehash shares.
 //!
-//! A share that carries a blinded message is written here (group commit, SQLite WAL with
-//! `synchronous=FULL`) before it is acknowledged, and its entry stays open until the mint's
-//! signature came back. After a crash of the pool or the mint, every open entry is sent to the
-//! mint again as a replay, which the mint answers with the signature it stored, if any. So an
-//! acknowledged share is always paid, and the totals here are what the pool reported accepted.
+//! An ehash share is acknowledged once its claim on a signature is durable. Usually that is
+//! the signature the mint stored, and the share is only counted here (`count`, no flush of
+//! its own: the mint holds the claim). A share whose signature does not come back in time is
+//! written here as an open entry (group commit, SQLite WAL with `synchronous=FULL`) before it
+//! is acknowledged, and the entry stays open until the mint answers. After a crash of the pool
+//! or the mint, every open entry is sent to the mint again as a replay, which the mint answers
+//! with the signature it stored, if any. So an acknowledged share is always paid, and the
+//! totals here are what the pool acknowledged.
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use serde::Serialize;
@@ -71,6 +74,7 @@ type Done = Box<dyn FnOnce(RecordOutcome) + Send>;
 enum Op {
     Record(JournalEntry, Done),
     Complete([u8; 33]),
+    Count(u64, Box<dyn FnOnce() + Send>),
 }
 
 /// Handle to the journal's writer thread.
@@ -193,6 +197,17 @@ impl ShareJournal {
         }
     }
 
+    /// Adds a share whose signature the mint stored to the totals; `done` runs on the writer
+    /// thread once that is written (or failed, which is logged: the mint holds the claim).
+    pub fn count(&self, amount: u64, done: impl FnOnce() + Send + 'static) {
+        if let Err(e) = self.tx.send(Op::Count(amount, Box::new(done))) {
+            tracing::error!("journal writer stopped; share not counted");
+            if let Op::Count(_, done) = e.0 {
+                done();
+            }
+        }
+    }
+
     /// Closes the entry of a B_ whose signature came back (or can never come).
     pub fn complete(&self, blinded: [u8; 33]) {
         if self.tx.send(Op::Complete(blinded)).is_err() {
@@ -211,9 +226,11 @@ fn writer(mut db: Connection, path: PathBuf, mut rx: mpsc::UnboundedReceiver<Op>
                 Err(_) => break,
             }
         }
-        // Closing entries needs no flush of its own: a close lost to a power cut only makes
-        // the entry be replayed, which the mint answers with the signature it stored. A batch
-        // with records is flushed (synchronous=FULL), and with it every close before it.
+        // Closing entries and counting signed shares need no flush of their own: a close lost
+        // to a power cut only makes the entry be replayed, which the mint answers with the
+        // signature it stored; a count lost to one under-reports what the mint holds anyway
+        // (a process crash loses neither: the write is in the OS). A batch with records is
+        // flushed (synchronous=FULL), and with it everything before it.
         let records = batch.iter().any(|op| matches!(op, Op::Record(..)));
         let mode = if records { "FULL" } else { "NORMAL" };
         if let Err(e) = db.pragma_update(None, "synchronous", mode) {
@@ -226,14 +243,18 @@ fn writer(mut db: Connection, path: PathBuf, mut rx: mpsc::UnboundedReceiver<Op>
         }
         let mut outcomes = outcomes.unwrap_or_default().into_iter();
         for op in batch.drain(..) {
-            if let Op::Record(_, done) = op {
-                let outcome = match &failure {
-                    Some(e) => RecordOutcome::Failed(e.clone()),
-                    None => outcomes
-                        .next()
-                        .unwrap_or(RecordOutcome::Failed("lost".into())),
-                };
-                done(outcome);
+            match op {
+                Op::Record(_, done) => {
+                    let outcome = match &failure {
+                        Some(e) => RecordOutcome::Failed(e.clone()),
+                        None => outcomes
+                            .next()
+                            .unwrap_or(RecordOutcome::Failed("lost".into())),
+                    };
+                    done(outcome);
+                }
+                Op::Count(_, done) => done(),
+                Op::Complete(_) => {}
             }
         }
     }
@@ -273,6 +294,10 @@ fn commit(db: &mut Connection, batch: &[Op]) -> Result<Vec<RecordOutcome>, rusql
                 }
                 Op::Complete(b) => {
                     delete.execute(params![&b[..]])?;
+                }
+                Op::Count(a, _) => {
+                    shares += 1;
+                    amount = amount.saturating_add(i64::try_from(*a).unwrap_or(i64::MAX));
                 }
             }
         }
@@ -324,13 +349,17 @@ mod tests {
             j.complete([3; 33]);
             // the complete is applied before this record's commit answers
             assert_eq!(record(&j, entry(4, 1)), RecordOutcome::Recorded);
+            // a share the mint signed in time is counted without an entry
+            let (tx, rx) = std_mpsc::channel();
+            j.count(32, move || tx.send(()).unwrap());
+            rx.recv().unwrap();
         }
         let t = ShareJournal::totals_at(&path).unwrap();
         assert_eq!(
             t,
             JournalTotals {
-                accepted_shares: 3,
-                accepted_amount: 25,
+                accepted_shares: 4,
+                accepted_amount: 57,
                 open: 2
             }
         );

@@ -17,7 +17,9 @@ pub mod known_txs;
 pub mod metrics;
 pub mod mint_client;
 mod replies;
+mod share_race;
 pub mod shares;
+mod sign_requests;
 pub mod stats;
 pub mod tp_client;
 pub mod work;
@@ -210,6 +212,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             keyset_id: e.keyset_id,
             blinded: e.blinded,
             replay: true,
+            journaled: true,
         });
     }
     let (solutions, solutions_rx) = mpsc::channel(64);
@@ -292,6 +295,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
             keys.clone(),
             shutdown.clone(),
         )),
+        tokio::spawn(mint.clone().journal_sweep(shutdown.clone())),
         tokio::spawn(sv2_io::serve(
             listener,
             keys.clone(),

@@ -2,16 +2,20 @@
 //! accepted shares and routes signatures back to the connection that submitted the share.
 //! Requests in flight when the link drops are sent again after reconnecting, marked as replays:
 //! the mint answers a replay with the signature it already stored, and never signs a B_ twice.
-//! Each request is backed by an open entry in the share journal, closed when its answer comes.
+//! A request the mint has not answered within [`JOURNAL_AFTER`] (the link is down, or the mint
+//! is slow) is recorded in the share journal, which replays it after a restart; its entry is
+//! closed when the answer comes. Most requests are answered sooner and never touch the disk
+//! here: their claim is the signature the mint stored.
 
 use crate::found_blocks::BlockStore;
 use crate::journal::{RecordOutcome, ShareJournal};
+use crate::sign_requests::InFlight;
 use crate::stats::PoolStats;
 use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use sv2_io::{AuthorityKeypair, AuthorityPublicKey, Backoff, Failover, FrameSender};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -38,13 +42,15 @@ pub enum EhashReply {
     Signed(m::EhashSignature),
     /// The share journal's verdict on an accepted ehash share.
     Recorded {
-        /// The request to send once recorded.
-        pending: PendingSign,
+        /// B_ of the share.
+        blinded: [u8; 33],
         /// Outcome.
         outcome: RecordOutcome,
     },
     /// Refused.
     Refused {
+        /// B_ of the request.
+        blinded: [u8; 33],
         /// Channel.
         channel_id: u32,
         /// Share sequence number.
@@ -71,13 +77,18 @@ pub struct PendingSign {
     pub blinded: [u8; 33],
     /// Sent before (resend after a reconnect or a restart).
     pub replay: bool,
+    /// Recorded in the share journal (its entry is closed when the answer comes).
+    pub journaled: bool,
 }
+
+/// How long a sign request may wait for the mint before the share journal records it.
+pub const JOURNAL_AFTER: Duration = Duration::from_millis(10);
 
 /// Shared handle to the mint link.
 pub struct MintLink {
     info: watch::Sender<Option<MintInfo>>,
     sender: Mutex<Option<FrameSender>>,
-    pending: Mutex<HashMap<u64, PendingSign>>,
+    pending: Mutex<InFlight>,
     next_id: AtomicU64,
     stats: Arc<PoolStats>,
     journal: ShareJournal,
@@ -108,7 +119,7 @@ impl MintLink {
         Arc::new(Self {
             info,
             sender: Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(InFlight::default()),
             next_id: AtomicU64::new(1),
             stats,
             journal,
@@ -222,23 +233,29 @@ impl MintLink {
         }
     }
 
-    /// Queues a sign request for a journaled share; it goes out now if the link is up, else
-    /// when it comes back.
+    /// Claims `blinded` for a share about to be sent; false if a request for the same B_ is
+    /// still waiting for the mint (the share's B_ is then a duplicate).
+    pub fn claim(&self, blinded: [u8; 33]) -> bool {
+        self.pending
+            .lock()
+            .map(|mut p| p.claim(blinded))
+            .unwrap_or(false)
+    }
+
+    /// Queues a sign request; it goes out now if the link is up, else when it comes back.
     pub fn request(&self, p: PendingSign) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = match request_frame(id, &p) {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!(error = %e, "cannot encode sign request; stays in the journal");
+                tracing::error!(error = %e, "cannot encode sign request");
                 return;
             }
         };
         match self.pending.lock() {
-            Ok(mut pending) => {
-                pending.insert(id, p);
-            }
+            Ok(mut pending) => pending.insert(id, p, Instant::now()),
             Err(_) => {
-                tracing::error!("pending map poisoned; request stays in the journal");
+                tracing::error!("pending map poisoned; request dropped");
                 return;
             }
         }
@@ -255,7 +272,7 @@ impl MintLink {
     }
 
     fn take(&self, id: u64) -> Option<PendingSign> {
-        self.pending.lock().ok()?.remove(&id)
+        self.pending.lock().ok()?.take(id)
     }
 
     fn on_response(&self, r: m::SignResponse) {
@@ -266,7 +283,10 @@ impl MintLink {
         self.stats
             .ehash_signed
             .fetch_add(p.amount, Ordering::Relaxed);
-        self.journal.complete(p.blinded);
+        if p.journaled {
+            // Counted in the totals when it was recorded.
+            self.journal.complete(p.blinded);
+        }
         let Some(reply) = p.reply else {
             return;
         };
@@ -282,8 +302,16 @@ impl MintLink {
                 dleq_s: r.dleq_s,
             })
         })();
-        if let Some(sig) = sig {
+        let Some(sig) = sig else {
+            return;
+        };
+        if p.journaled {
             let _ = reply.send(EhashReply::Signed(sig));
+        } else {
+            // Counted in the journal's totals before the acknowledgement it brings.
+            self.journal.count(p.amount, move || {
+                let _ = reply.send(EhashReply::Signed(sig));
+            });
         }
     }
 
@@ -295,20 +323,58 @@ impl MintLink {
         self.stats.ehash_refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(channel_id = p.channel_id, sequence_number = p.sequence_number, %code, "mint refused to sign");
         if code == m::ERR_MINT_INTERNAL || code == m::ERR_MINT_UNAVAILABLE {
-            // Not a verdict on the request: it stays in the journal and is replayed after the
-            // next restart.
+            // Not a verdict on the request: it stays in (or goes into) the journal and is
+            // replayed after the next restart.
             tracing::error!(blinded = %hex::encode(p.blinded), "sign request left open in the journal");
-        } else {
+            if !p.journaled {
+                self.record(&p);
+            }
+        } else if p.journaled {
             self.journal.complete(p.blinded);
         }
         let Some(reply) = p.reply else {
             return;
         };
         let _ = reply.send(EhashReply::Refused {
+            blinded: p.blinded,
             channel_id: p.channel_id,
             sequence_number: p.sequence_number,
             code,
         });
+    }
+
+    /// Records a request's claim in the journal; the verdict goes to its connection.
+    fn record(&self, p: &PendingSign) {
+        let (reply, blinded) = (p.reply.clone(), p.blinded);
+        self.journal.record(p.journal_entry(), move |outcome| {
+            if let Some(reply) = reply {
+                let _ = reply.send(EhashReply::Recorded { blinded, outcome });
+            }
+        });
+    }
+
+    /// Records every request waiting longer than [`JOURNAL_AFTER`] in the journal.
+    fn journal_overdue(&self) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        // Recorded while the map is held, so that an answer arriving now closes the entry
+        // only after the journal has it.
+        for p in pending.overdue(JOURNAL_AFTER, Instant::now()) {
+            self.record(&p);
+        }
+    }
+
+    /// Journals overdue requests until shutdown.
+    pub async fn journal_sweep(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(JOURNAL_AFTER / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => self.journal_overdue(),
+            }
+        }
     }
 
     fn set_down(&self) {
@@ -424,14 +490,7 @@ impl MintLink {
         let resend: Vec<(u64, PendingSign)> = self
             .pending
             .lock()
-            .map(|mut p| {
-                p.iter_mut()
-                    .map(|(k, v)| {
-                        v.replay = true;
-                        (*k, v.clone())
-                    })
-                    .collect()
-            })
+            .map(|mut p| p.replays())
             .unwrap_or_default();
         for (id, p) in &resend {
             sender

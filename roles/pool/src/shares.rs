@@ -3,8 +3,8 @@
 
 use crate::channel::Share;
 use crate::downstream::{str255, Connection};
-use crate::journal::{JournalEntry, RecordOutcome};
-use crate::mint_client::{EhashReply, PendingSign};
+use crate::mint_client::PendingSign;
+use crate::share_race::ShareRef;
 use ehash_protocol::difficulty::meets_target as meets;
 use ehash_protocol::{messages as m, BlindedShare};
 use std::sync::atomic::Ordering;
@@ -136,8 +136,6 @@ impl Connection {
             self.acknowledge(channel_id, seq, amount).await?;
             return self.ehash_error(channel_id, seq, code).await;
         }
-        // The share is acknowledged only once its claim on a signature is on disk (see
-        // journal.rs); the journal's answer comes back through the reply channel.
         let pending = PendingSign {
             reply: Some(self.replies.clone()),
             channel_id,
@@ -146,16 +144,30 @@ impl Connection {
             keyset_id: b.keyset_id,
             blinded: b.blinded,
             replay: false,
+            journaled: false,
         };
-        let entry = JournalEntry {
-            blinded: pending.blinded,
-            keyset_id: pending.keyset_id.clone(),
-            amount,
-        };
-        let replies = self.replies.clone();
-        self.ctx.mint.journal().record(entry, move |outcome| {
-            let _ = replies.send(EhashReply::Recorded { pending, outcome });
-        });
+        if !self.ctx.mint.claim(pending.blinded) {
+            // The same B_ is waiting for the mint already: one signature per B_.
+            self.acknowledge(channel_id, seq, amount).await?;
+            return self
+                .ehash_error(channel_id, seq, m::ERR_ALREADY_SIGNED)
+                .await;
+        }
+        // Acknowledged once the claim is durable: the mint's signature, or the journal if the
+        // mint does not answer in time (see share_race.rs and mint_client.rs).
+        self.unacked.start(
+            pending.blinded,
+            ShareRef {
+                channel_id,
+                sequence_number: seq,
+                amount,
+            },
+        );
+        self.ctx
+            .stats
+            .ehash_requested
+            .fetch_add(amount, Ordering::Relaxed);
+        self.ctx.mint.request(pending);
         Ok(())
     }
 
@@ -184,36 +196,6 @@ impl Connection {
             new_shares_sum: amount,
         };
         self.send_mining(MiningOwned::SubmitSharesSuccess(ok)).await
-    }
-
-    /// The journal's verdict on an ehash share: acknowledge and ask the mint, or refuse.
-    pub(crate) async fn on_recorded(
-        &self,
-        pending: PendingSign,
-        outcome: RecordOutcome,
-    ) -> Result<(), String> {
-        let (channel_id, seq, amount) =
-            (pending.channel_id, pending.sequence_number, pending.amount);
-        match outcome {
-            RecordOutcome::Recorded => {
-                self.acknowledge(channel_id, seq, amount).await?;
-                self.ctx
-                    .stats
-                    .ehash_requested
-                    .fetch_add(amount, Ordering::Relaxed);
-                self.ctx.mint.request(pending);
-                Ok(())
-            }
-            RecordOutcome::Duplicate => {
-                self.acknowledge(channel_id, seq, amount).await?;
-                self.ehash_error(channel_id, seq, m::ERR_ALREADY_SIGNED)
-                    .await
-            }
-            RecordOutcome::Failed(e) => {
-                tracing::error!(channel_id, sequence_number = seq, error = %e, "share not recorded; refused");
-                self.reject(channel_id, seq, m::ERR_POOL_JOURNAL).await
-            }
-        }
     }
 
     fn submit_block(
