@@ -171,7 +171,7 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
     // The clients get a thread and runtime of their own, as miners would be other processes:
     // their tasks do not queue behind the pool's and the mint's.
     let driven = {
-        let (o, addr, authority) = (o.clone(), pool_addr.clone(), pool.authority.clone());
+        let (o, addr, authority) = (o.clone(), pool_addr.clone(), pool.authority);
         tokio::task::spawn_blocking(move || -> anyhow::Result<Driven> {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
