@@ -62,8 +62,14 @@ pub struct PipelineReport {
     pub signatures_per_s: f64,
     /// Median share-to-signature latency, µs.
     pub p50_us: u64,
+    /// 90th percentile, µs.
+    pub p90_us: u64,
     /// 99th percentile, µs.
     pub p99_us: u64,
+    /// 99.9th percentile, µs.
+    pub p999_us: u64,
+    /// Slowest, µs.
+    pub max_us: u64,
     /// Median share-to-`SubmitSharesSuccess` latency (the pool's journal commit), µs.
     pub ack_p50_us: u64,
     /// Its 99th percentile, µs.
@@ -213,7 +219,10 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         shares_per_s,
         signatures_per_s: signed as f64 / elapsed,
         p50_us: percentile(&lat, 0.50),
+        p90_us: percentile(&lat, 0.90),
         p99_us: percentile(&lat, 0.99),
+        p999_us: percentile(&lat, 0.999),
+        max_us: lat.last().map(|&v| u64::from(v)).unwrap_or(0),
         ack_p50_us: percentile(&ack, 0.50),
         ack_p99_us: percentile(&ack, 0.99),
         cpu_cores: cpu / elapsed,
