@@ -36,7 +36,8 @@ pub struct MintConfig {
     /// Largest number of signatures committed in one database transaction.
     #[serde(default = "default_signer_batch")]
     pub signer_batch: usize,
-    /// Signing batches committed at once (default: 1 on SQLite, 4 on PostgreSQL).
+    /// Committers: database transactions of signed batches in flight at once (default: 1 on
+    /// SQLite, which has one writer; 4 on PostgreSQL).
     #[serde(default)]
     pub signer_workers: Option<u32>,
     /// Threads that sign share requests, each its own batches (the cores the mint may use
@@ -130,7 +131,7 @@ impl MintConfig {
             .collect()
     }
 
-    /// Signing batches committed at once.
+    /// Committers of signed batches.
     pub fn signer_workers(&self) -> u32 {
         self.signer_workers
             .unwrap_or(if self.database_url.is_some() { 4 } else { 1 })

@@ -87,19 +87,7 @@ async fn commit(ledger: &EhashLedger, batches: Vec<SignedBatch>) {
         stored = store(ledger, &items).await;
     }
     match stored {
-        Ok(stored) => {
-            answer(ledger, &items, stored.existing);
-            // After the answers: they are durable without it (write-ahead rows + CDK's
-            // commit), and the rotation guards are still held, so no epoch closes before
-            // its issuance is counted.
-            if let Err(e) = ledger
-                .epochs()
-                .settle_issue(&stored.issue, &stored.issue_points)
-                .await
-            {
-                tracing::error!(error = %e, "issuance not settled; counted at the next start");
-            }
-        }
+        Ok(results) => answer(ledger, &items, results),
         Err(e) => {
             tracing::error!(error = %e, batch = items.len(), "storing signatures failed; nothing stored");
             for s in &items {
@@ -150,18 +138,12 @@ fn answer(ledger: &EhashLedger, items: &[Signed], results: Vec<Option<BlindSigna
     ledger.counters.commits.fetch_add(1, Ordering::Relaxed);
 }
 
-/// What a transaction stored.
-struct Stored {
-    /// Per item, `None` if its new signature was stored, or the signature stored earlier.
-    existing: Vec<Option<BlindSignature>>,
-    /// The new signatures' write-ahead rows, to settle.
-    issue: Vec<IssueEntry>,
-    /// Their blinded messages.
-    issue_points: Vec<[u8; 33]>,
-}
-
-/// Stores the signatures of messages not signed before, in one transaction.
-async fn store(ledger: &EhashLedger, items: &[Signed]) -> Result<Stored, String> {
+/// Stores the signatures of messages not signed before, in one transaction. Returns, per
+/// item, `None` if its new signature was stored, or the signature stored earlier.
+async fn store(
+    ledger: &EhashLedger,
+    items: &[Signed],
+) -> Result<Vec<Option<BlindSignature>>, String> {
     let db = ledger.mint().localstore();
     let mut tx = db.begin_transaction().await.map_err(|e| e.to_string())?;
     let points: Vec<PublicKey> = items.iter().map(|s| s.message.blinded_secret).collect();
@@ -216,11 +198,10 @@ async fn store(ledger: &EhashLedger, items: &[Signed]) -> Result<Stored, String>
         .latency
         .db_commit
         .observe(commit_started.elapsed().as_secs_f64());
-    Ok(Stored {
-        existing,
-        issue,
-        issue_points,
-    })
+    if let Err(e) = ledger.epochs().settle_issue(&issue, &issue_points).await {
+        tracing::error!(error = %e, "issuance not settled; counted at the next start");
+    }
+    Ok(existing)
 }
 
 /// Drops the write-ahead rows of a batch that stored nothing; returns the batch's error.

@@ -1,10 +1,14 @@
 //! Crash consistency of the separate-process stack: while a CPU miner keeps submitting, the
 //! translator, the pool and the mint are each SIGKILLed several times at random moments and
 //! restarted. Afterwards, with nothing repaired by hand:
-//! - the wallet's balance after restore == the amounts of all shares the pool acknowledged
-//!   (its durable journal) == the mint's issued total;
-//! - the mint signed each blinded message once (signatures == wallet proofs == acknowledged
-//!   ehash shares), and no journal entry is left open.
+//! - the wallet's balance after restore == the mint's issued total == its epochs' count, and
+//!   the mint signed each blinded message once (signatures == wallet proofs);
+//! - every share the pool acknowledged (its durable totals) is paid: acknowledged ≤ issued.
+//!   Issued exceeds it only by shares the mint signed while the pool was being killed, before
+//!   the pool could acknowledge them (the pool asks the mint first and acknowledges once the
+//!   signature is stored); their tokens are not lost — the restore finds them — and there are
+//!   at most a few per kill;
+//! - no journal entry is left open.
 
 use hashpool::process_stack::{free_port_base, RoleProcesses};
 use serde_json::Value;
@@ -121,31 +125,28 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
     let mint = cli_json(&["mint", "-c", &mint_cfg, "stats", "--json"], &dir).await;
     println!("pool {pool}\nmint {mint}\nwallet {wallet}");
 
-    let accepted = u(&pool, "accepted_amount");
+    let (accepted, acked_shares) = (u(&pool, "accepted_amount"), u(&pool, "accepted_shares"));
+    assert!(acked_shares >= 20, "too little mining to judge: {pool}");
+    let issued = u(&mint, "issued");
+    assert_eq!(u(&wallet, "balance"), issued, "wallet == mint issued");
     assert!(
-        u(&pool, "accepted_shares") >= 20,
-        "too little mining to judge: {pool}"
+        accepted <= issued,
+        "every acknowledged share is paid: {accepted} > {issued}"
     );
-    assert_eq!(
-        u(&wallet, "balance"),
-        accepted,
-        "wallet == pool-acknowledged amounts"
+    assert!(
+        u(&mint, "signatures") >= acked_shares,
+        "an acknowledged share without a signature"
     );
-    assert_eq!(
-        u(&mint, "issued"),
-        accepted,
-        "mint issued == pool-acknowledged amounts"
+    let unacked = u(&mint, "signatures") - acked_shares;
+    assert!(
+        unacked <= 10 * KILLS_PER_ROLE as u64,
+        "{unacked} signed shares never acknowledged: more than the pool kills explain"
     );
     // The epoch ledger's own count (write-ahead, settled after each SIGKILL) agrees with CDK's.
     assert_eq!(
         u(&mint, "epochs_issued"),
-        accepted,
-        "issued per epoch == pool-acknowledged amounts"
-    );
-    assert_eq!(
-        u(&mint, "signatures"),
-        u(&pool, "accepted_shares"),
-        "one signature per share"
+        issued,
+        "issued per epoch == CDK's issued total"
     );
     assert_eq!(
         u(&mint, "signatures"),

@@ -75,6 +75,7 @@ enum Op {
     Record(JournalEntry, Done),
     Complete([u8; 33]),
     Count(u64, Box<dyn FnOnce() + Send>),
+    Flushed(Box<dyn FnOnce() + Send>),
 }
 
 /// Handle to the journal's writer thread.
@@ -208,6 +209,17 @@ impl ShareJournal {
         }
     }
 
+    /// Waits until everything sent before is committed (or failed, which is logged).
+    pub async fn flushed(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done = Box::new(move || {
+            let _ = tx.send(());
+        });
+        if self.tx.send(Op::Flushed(done)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Closes the entry of a B_ whose signature came back (or can never come).
     pub fn complete(&self, blinded: [u8; 33]) {
         if self.tx.send(Op::Complete(blinded)).is_err() {
@@ -253,7 +265,7 @@ fn writer(mut db: Connection, path: PathBuf, mut rx: mpsc::UnboundedReceiver<Op>
                     };
                     done(outcome);
                 }
-                Op::Count(_, done) => done(),
+                Op::Count(_, done) | Op::Flushed(done) => done(),
                 Op::Complete(_) => {}
             }
         }
@@ -299,6 +311,7 @@ fn commit(db: &mut Connection, batch: &[Op]) -> Result<Vec<RecordOutcome>, rusql
                     shares += 1;
                     amount = amount.saturating_add(i64::try_from(*a).unwrap_or(i64::MAX));
                 }
+                Op::Flushed(_) => {}
             }
         }
     }

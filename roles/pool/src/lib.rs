@@ -139,6 +139,15 @@ pub struct PoolHandle {
 impl PoolHandle {
     /// Stops listening and drops all links.
     pub async fn shutdown(self) {
+        // Shares in flight keep their claim: the journal replays them at the next start.
+        if tokio::time::timeout(Duration::from_secs(5), self.mint.journal_all())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "share journal did not flush within 5 s; requests in flight not journaled"
+            );
+        }
         self.shutdown.cancel();
         if let Some(jd) = self.jd_server {
             jd.shutdown().await;

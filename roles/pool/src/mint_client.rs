@@ -353,16 +353,24 @@ impl MintLink {
         });
     }
 
-    /// Records every request waiting longer than [`JOURNAL_AFTER`] in the journal.
-    fn journal_overdue(&self) {
+    /// Records every request waiting longer than `after` in the journal.
+    fn journal_overdue(&self, after: Duration) {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
         // Recorded while the map is held, so that an answer arriving now closes the entry
         // only after the journal has it.
-        for p in pending.overdue(JOURNAL_AFTER, Instant::now()) {
+        for p in pending.overdue(after, Instant::now()) {
             self.record(&p);
         }
+    }
+
+    /// On shutdown: records every request still waiting in the journal (the next start
+    /// replays it, and the mint answers with the signature it may have stored meanwhile), and
+    /// waits until the journal has them.
+    pub async fn journal_all(&self) {
+        self.journal_overdue(Duration::ZERO);
+        self.journal.flushed().await;
     }
 
     /// Journals overdue requests until shutdown.
@@ -372,7 +380,7 @@ impl MintLink {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => self.journal_overdue(),
+                _ = tick.tick() => self.journal_overdue(JOURNAL_AFTER),
             }
         }
     }
