@@ -88,18 +88,21 @@ impl ShareSigner {
         let (signed_tx, signed_rx) = mpsc::channel(SIGNED_PER_THREAD * threads);
         let signed_rx = Arc::new(tokio::sync::Mutex::new(signed_rx));
         // When requests pile up, each signing thread takes its part of a batch, so all of
-        // them sign and the committer joins their batches into one transaction.
-        let take = max_batch.div_ceil(threads);
+        // them sign; one committer joins their batches into one transaction, several
+        // committers (PostgreSQL) each take a part, so that all of them have work.
+        let committers = committers.max(1);
+        let per_commit = max_batch.div_ceil(committers as usize);
+        let take = max_batch.div_ceil(threads.max(committers as usize));
         for thread in 0..threads {
             let (ledger, rx, out) = (ledger.clone(), rx.clone(), signed_tx.clone());
             spawn_thread(format!("mint-sign-{thread}"), async move {
                 signing::run(ledger, rx, out, take).await
             })?;
         }
-        for committer in 0..committers.max(1) {
+        for committer in 0..committers {
             let (ledger, rx) = (ledger.clone(), signed_rx.clone());
             spawn_thread(format!("mint-commit-{committer}"), async move {
-                commit::run(ledger, rx, max_batch).await
+                commit::run(ledger, rx, per_commit).await
             })?;
         }
         Ok(Self { tx })
