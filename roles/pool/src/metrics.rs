@@ -56,7 +56,7 @@ pub fn registry(
             ),
             counter(
                 "hashpool_pool_ehash_requested_total",
-                "Ehash (HASH) of acknowledged shares sent to the mint",
+                "Ehash (HASH) of accepted shares sent to the mint",
                 s.ehash_requested,
             ),
             counter(
@@ -68,6 +68,11 @@ pub fn registry(
                 "hashpool_pool_sign_refused_total",
                 "Sign requests the mint refused",
                 s.ehash_refused,
+            ),
+            counter(
+                "hashpool_pool_sign_journaled_total",
+                "Sign requests the share journal recorded: no answer within 10 ms, or the mint could not sign",
+                s.ehash_journaled,
             ),
             counter(
                 "hashpool_pool_blocks_found_total",

@@ -345,6 +345,7 @@ impl MintLink {
 
     /// Records a request's claim in the journal; the verdict goes to its connection.
     fn record(&self, p: &PendingSign) {
+        self.stats.ehash_journaled.fetch_add(1, Ordering::Relaxed);
         let (reply, blinded) = (p.reply.clone(), p.blinded);
         self.journal.record(p.journal_entry(), move |outcome| {
             if let Some(reply) = reply {

@@ -30,6 +30,8 @@ pub struct PoolStats {
     pub ehash_signed: AtomicU64,
     /// Sign requests the mint refused.
     pub ehash_refused: AtomicU64,
+    /// Sign requests the share journal recorded: the mint did not answer in time.
+    pub ehash_journaled: AtomicU64,
     /// Work (HASH) of every accepted share, paid in ehash or not.
     pub work_accepted: AtomicU64,
     /// Template provider link.
@@ -103,6 +105,8 @@ pub struct PoolSnapshot {
     pub ehash_signed: u64,
     /// Sign requests refused.
     pub ehash_refused: u64,
+    /// Sign requests journaled.
+    pub ehash_journaled: u64,
     /// Blocks found.
     pub blocks_found: u64,
     /// Custom jobs (job declaration) set on channels.
@@ -118,6 +122,7 @@ impl PoolStats {
             ehash_requested: self.ehash_requested.load(Ordering::Relaxed),
             ehash_signed: self.ehash_signed.load(Ordering::Relaxed),
             ehash_refused: self.ehash_refused.load(Ordering::Relaxed),
+            ehash_journaled: self.ehash_journaled.load(Ordering::Relaxed),
             blocks_found: self.blocks.lock().map(|b| b.len() as u64).unwrap_or(0),
             custom_jobs: self.custom_jobs.load(Ordering::Relaxed),
         }
