@@ -122,34 +122,27 @@ impl EpochKeys {
         keyset: &MintKeySet,
         messages: &[BlindedMessage],
     ) -> Result<Vec<BlindSignature>, MintError> {
-        if let Some(m) = messages.iter().find(|m| m.keyset_id != keyset.id) {
+        messages.iter().map(|m| Self::sign_one(keyset, m)).collect()
+    }
+
+    /// Signs one message of `keyset` with the key of its amount, with a DLEQ proof.
+    pub fn sign_one(keyset: &MintKeySet, m: &BlindedMessage) -> Result<BlindSignature, MintError> {
+        if m.keyset_id != keyset.id {
             return Err(MintError::Http(format!(
                 "message for keyset {} in a batch for {}",
                 m.keyset_id, keyset.id
             )));
         }
-        sign_chunk(messages, keyset)
+        let pair = keyset.keys.get(&m.amount).ok_or_else(|| {
+            MintError::Http(format!("keyset {} has no amount {}", m.keyset_id, m.amount))
+        })?;
+        crate::dleq::sign(
+            m.amount,
+            m.keyset_id,
+            &m.blinded_secret,
+            &pair.secret_key,
+            &pair.public_key,
+        )
+        .map_err(|e| MintError::Http(e.to_string()))
     }
-}
-
-fn sign_chunk(
-    messages: &[BlindedMessage],
-    keyset: &MintKeySet,
-) -> Result<Vec<BlindSignature>, MintError> {
-    messages
-        .iter()
-        .map(|m| {
-            let pair = keyset.keys.get(&m.amount).ok_or_else(|| {
-                MintError::Http(format!("keyset {} has no amount {}", m.keyset_id, m.amount))
-            })?;
-            crate::dleq::sign(
-                m.amount,
-                m.keyset_id,
-                &m.blinded_secret,
-                &pair.secret_key,
-                &pair.public_key,
-            )
-            .map_err(|e| MintError::Http(e.to_string()))
-        })
-        .collect()
 }

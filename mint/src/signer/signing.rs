@@ -124,26 +124,33 @@ async fn sign_batch(ledger: &EhashLedger, batch: &mut Vec<SignJob>) -> Option<Si
     if checked.is_empty() {
         return None;
     }
-    let messages: Vec<BlindedMessage> = checked.iter().map(|(_, msg)| msg.clone()).collect();
-    let signatures = match EpochKeys::sign(&keys, &messages) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, batch = checked.len(), "signing failed; refusing batch");
-            for (job, _) in &checked {
-                refuse(ledger, job, m::ERR_MINT_INTERNAL);
-            }
-            return None;
+    let batch_len = checked.len();
+    let mut items = Vec::with_capacity(batch_len);
+    let mut failed = None;
+    for (job, message) in checked {
+        if failed.is_some() {
+            refuse(ledger, &job, m::ERR_MINT_INTERNAL);
+            continue;
         }
-    };
-    let items = checked
-        .into_iter()
-        .zip(signatures)
-        .map(|((job, message), signature)| Signed {
-            job,
-            message,
-            signature,
-        })
-        .collect();
+        match EpochKeys::sign_one(&keys, &message) {
+            Ok(signature) => items.push(Signed {
+                job,
+                message,
+                signature,
+            }),
+            Err(e) => {
+                refuse(ledger, &job, m::ERR_MINT_INTERNAL);
+                failed = Some(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        tracing::error!(error = %e, batch = batch_len, "signing failed; refusing batch");
+        for s in &items {
+            refuse(ledger, &s.job, m::ERR_MINT_INTERNAL);
+        }
+        return None;
+    }
     Some(SignedBatch {
         no_rotation,
         keyset: active,

@@ -213,6 +213,7 @@ pub async fn start(config: PoolConfig) -> Result<PoolHandle, PoolError> {
         );
     }
     for e in open_entries {
+        // The journal's primary key is B_: no two entries claim the same one.
         mint.request(mint_client::PendingSign {
             reply: None,
             channel_id: 0,

@@ -39,7 +39,12 @@ pub struct MintInfo {
 #[derive(Debug, Clone)]
 pub enum EhashReply {
     /// Signed.
-    Signed(m::EhashSignature),
+    Signed {
+        /// B_ of the request.
+        blinded: [u8; 33],
+        /// The signature, addressed to the share.
+        signature: m::EhashSignature,
+    },
     /// The share journal's verdict on an accepted ehash share.
     Recorded {
         /// B_ of the share.
@@ -233,30 +238,27 @@ impl MintLink {
         }
     }
 
-    /// Claims `blinded` for a share about to be sent; false if a request for the same B_ is
-    /// still waiting for the mint (the share's B_ is then a duplicate).
-    pub fn claim(&self, blinded: [u8; 33]) -> bool {
-        self.pending
-            .lock()
-            .map(|mut p| p.claim(blinded))
-            .unwrap_or(false)
-    }
-
     /// Queues a sign request; it goes out now if the link is up, else when it comes back.
-    pub fn request(&self, p: PendingSign) {
+    /// False (nothing queued) if a request for the same B_ is still waiting for the mint: the
+    /// share's B_ is then a duplicate.
+    pub fn request(&self, p: PendingSign) -> bool {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = match request_frame(id, &p) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode sign request");
-                return;
+                return true;
             }
         };
         match self.pending.lock() {
-            Ok(mut pending) => pending.insert(id, p, Instant::now()),
+            Ok(mut pending) => {
+                if !pending.insert(id, p, Instant::now()) {
+                    return false;
+                }
+            }
             Err(_) => {
                 tracing::error!("pending map poisoned; request dropped");
-                return;
+                return true;
             }
         }
         let sender = self.sender.lock().ok().and_then(|s| s.clone());
@@ -264,6 +266,7 @@ impl MintLink {
         if let Some(sender) = sender {
             let _ = sender.try_send(frame);
         }
+        true
     }
 
     /// Number of requests waiting for the mint.
@@ -305,12 +308,16 @@ impl MintLink {
         let Some(sig) = sig else {
             return;
         };
+        let signed = EhashReply::Signed {
+            blinded: p.blinded,
+            signature: sig,
+        };
         if p.journaled {
-            let _ = reply.send(EhashReply::Signed(sig));
+            let _ = reply.send(signed);
         } else {
             // Counted in the journal's totals before the acknowledgement it brings.
             self.journal.count(p.amount, move || {
-                let _ = reply.send(EhashReply::Signed(sig));
+                let _ = reply.send(signed);
             });
         }
     }

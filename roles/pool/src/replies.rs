@@ -18,13 +18,9 @@ impl Connection {
                     }
                     self.unacked.on_journal(&blinded, &outcome)
                 }
-                EhashReply::Signed(sig) => match <[u8; 33]>::try_from(sig.blinded.as_bytes()) {
-                    Ok(b) => self.unacked.on_mint(&b, MintAnswer::Signed(sig)),
-                    Err(_) => Verdict {
-                        answer: Some(MintAnswer::Signed(sig)),
-                        ..Verdict::default()
-                    },
-                },
+                EhashReply::Signed { blinded, signature } => self
+                    .unacked
+                    .on_mint(&blinded, MintAnswer::Signed(signature)),
                 EhashReply::Refused {
                     blinded,
                     channel_id,

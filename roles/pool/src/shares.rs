@@ -146,7 +146,8 @@ impl Connection {
             replay: false,
             journaled: false,
         };
-        if !self.ctx.mint.claim(pending.blinded) {
+        let blinded = pending.blinded;
+        if !self.ctx.mint.request(pending) {
             // The same B_ is waiting for the mint already: one signature per B_.
             self.acknowledge(channel_id, seq, amount).await?;
             return self
@@ -154,9 +155,10 @@ impl Connection {
                 .await;
         }
         // Acknowledged once the claim is durable: the mint's signature, or the journal if the
-        // mint does not answer in time (see share_race.rs and mint_client.rs).
+        // mint does not answer in time (see share_race.rs and mint_client.rs). The answer is
+        // read by this connection's task, so it cannot come before this.
         self.unacked.start(
-            pending.blinded,
+            blinded,
             ShareRef {
                 channel_id,
                 sequence_number: seq,
@@ -167,7 +169,6 @@ impl Connection {
             .stats
             .ehash_requested
             .fetch_add(amount, Ordering::Relaxed);
-        self.ctx.mint.request(pending);
         Ok(())
     }
 

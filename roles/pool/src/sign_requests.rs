@@ -21,14 +21,12 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// Claims a B_ for a new share; false if a request for it is in flight.
-    pub fn claim(&mut self, blinded: [u8; 33]) -> bool {
-        self.claimed.insert(blinded)
-    }
-
-    /// Adds a request (claiming its B_).
-    pub fn insert(&mut self, id: u64, request: PendingSign, now: Instant) {
-        self.claimed.insert(request.blinded);
+    /// Adds a request, claiming its B_; false (and nothing added) if a request for the same
+    /// B_ is in flight.
+    pub fn insert(&mut self, id: u64, request: PendingSign, now: Instant) -> bool {
+        if !self.claimed.insert(request.blinded) {
+            return false;
+        }
         self.by_id.insert(
             id,
             Waiting {
@@ -36,6 +34,7 @@ impl InFlight {
                 since: now,
             },
         );
+        true
     }
 
     /// Removes the request the mint answered, releasing its B_.
@@ -110,12 +109,11 @@ mod tests {
     #[test]
     fn claims_stop_a_second_request_for_the_same_b_until_answered() {
         let mut f = InFlight::default();
-        assert!(f.claim([2; 33]));
-        f.insert(1, request(2), Instant::now());
-        assert!(!f.claim([2; 33]));
+        assert!(f.insert(1, request(2), Instant::now()));
+        assert!(!f.insert(2, request(2), Instant::now()));
         assert_eq!(f.take(1).map(|p| p.blinded), Some([2; 33]));
-        assert!(f.claim([2; 33]));
-        assert_eq!(f.len(), 0);
+        assert!(f.insert(3, request(2), Instant::now()));
+        assert_eq!(f.len(), 1);
     }
 
     #[test]

@@ -39,11 +39,10 @@ async fn unanswered_requests_are_journaled_and_their_shares_hear_of_it() {
     let sweep = tokio::spawn(link.clone().journal_sweep(shutdown.clone()));
 
     let (tx, mut rx) = mpsc::unbounded_channel();
-    assert!(link.claim([2; 33]));
     let sent = Instant::now();
-    link.request(request(2, Some(tx.clone())));
+    assert!(link.request(request(2, Some(tx.clone()))));
     // The same B_ cannot be asked for again while it waits.
-    assert!(!link.claim([2; 33]));
+    assert!(!link.request(request(2, None)));
     let reply = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("a journal verdict")
@@ -59,7 +58,7 @@ async fn unanswered_requests_are_journaled_and_their_shares_hear_of_it() {
     assert_eq!(stats.ehash_journaled.load(Ordering::Relaxed), 1);
 
     // Shutdown: a request just made is journaled at once, before the process goes.
-    link.request(request(3, Some(tx)));
+    assert!(link.request(request(3, Some(tx))));
     link.journal_all().await;
     assert_eq!(stats.ehash_journaled.load(Ordering::Relaxed), 2);
     shutdown.cancel();
