@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod jd;
+
 use hashpool::DevnetOptions;
 use std::path::PathBuf;
 

@@ -6,10 +6,13 @@
 //! stale or forged token, a job on a stale tip, and a custom job for another connection's
 //! channel — each refused with its SV2 code, each leaving the connection usable.
 
-use binary_sv2::{B0255Owned, B064KOwned, Seq064KOwned, Str0255Owned, U256Owned};
+use binary_sv2::{B0255Owned, Seq064KOwned, Str0255Owned};
 use hashpool::DevnetStack;
 use hashpool_devnet::mempool::TX_FEE;
 use hashpool_jd_client::declarer::job_factory;
+use hashpool_tests::jd::{
+    current_template, open_channel, pay, set_custom_job, Answer, Declarations, Link,
+};
 use hashpool_tests::{fast_devnet, init_logs, wait_for_blocks};
 use std::time::{Duration, Instant};
 use stratum_core::bitcoin::consensus::{deserialize, serialize};
@@ -17,19 +20,8 @@ use stratum_core::bitcoin::hashes::Hash;
 use stratum_core::bitcoin::{Amount, ScriptBuf, Transaction, TxOut};
 use stratum_core::channels_sv2::chain_tip::ChainTip;
 use stratum_core::common_messages_sv2::Protocol;
-use stratum_core::job_declaration_sv2::{
-    AllocateMiningJobTokenOwned, DeclareMiningJobOwned, ProvideMissingTransactionsSuccessOwned,
-};
-use stratum_core::mining_sv2::{OpenExtendedMiningChannelOwned, SetCustomMiningJobOwned};
-use stratum_core::parsers_sv2::{
-    IsSv2Message, JobDeclaration, JobDeclarationOwned, Mining, MiningOwned, TemplateDistribution,
-    TemplateDistributionOwned,
-};
-use stratum_core::template_distribution_sv2::{
-    CoinbaseOutputConstraints, NewTemplateOwned, RequestTransactionData, SetNewPrevHashOwned,
-    MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
-};
-use sv2_io::{FrameReader, FrameSender};
+use stratum_core::job_declaration_sv2::ProvideMissingTransactionsSuccessOwned;
+use stratum_core::parsers_sv2::{JobDeclarationOwned, MiningOwned};
 
 const TXS: u32 = 3;
 const SUBSIDY: u64 = 5_000_000_000;
@@ -182,263 +174,6 @@ async fn revive_jd_server(
     .expect("jd-server back on its address")
 }
 
-/// A Noise link speaking typed SV2 messages.
-struct Link {
-    reader: FrameReader,
-    sender: FrameSender,
-}
-
-impl Link {
-    async fn open(
-        addr: &str,
-        key: &sv2_io::AuthorityPublicKey,
-        protocol: Protocol,
-        flags: u32,
-    ) -> Self {
-        let (reader, sender) = sv2_io::connect_with_setup(addr, key, protocol, flags)
-            .await
-            .expect("link");
-        Self { reader, sender }
-    }
-
-    async fn send<T>(&self, msg: T)
-    where
-        T: binary_sv2::Serialize + binary_sv2::GetSize + IsSv2Message,
-    {
-        let frame = sv2_io::frame::encode_standard(msg).expect("encode");
-        self.sender.send(frame).await.expect("send");
-    }
-
-    async fn next_frame(&mut self) -> sv2_io::Frame {
-        tokio::time::timeout(Duration::from_secs(20), self.reader.next())
-            .await
-            .expect("an answer in time")
-            .expect("link open")
-    }
-
-    async fn jd(&mut self) -> JobDeclarationOwned {
-        let mut f = self.next_frame().await;
-        let (_, t) = sv2_io::frame::kind(&f);
-        JobDeclaration::try_from((t, f.payload()))
-            .expect("a job declaration message")
-            .into_owned()
-    }
-
-    /// The next mining message (other traffic, e.g. targets, skipped by the caller's match).
-    async fn mining(&mut self) -> MiningOwned {
-        loop {
-            let mut f = self.next_frame().await;
-            let (ext, t) = sv2_io::frame::kind(&f);
-            if ext != 0 {
-                continue;
-            }
-            if let Ok(m) = Mining::try_from((t, f.payload())) {
-                return m.into_owned();
-            }
-        }
-    }
-
-    async fn tdp(&mut self) -> TemplateDistributionOwned {
-        let mut f = self.next_frame().await;
-        let (_, t) = sv2_io::frame::kind(&f);
-        TemplateDistribution::try_from((t, f.payload()))
-            .expect("a TDP message")
-            .into_owned()
-    }
-}
-
-/// The template provider's current template on the tip, with its transactions.
-async fn current_template(
-    stack: &DevnetStack,
-) -> (NewTemplateOwned, SetNewPrevHashOwned, Vec<Transaction>) {
-    let mut tp = Link::open(
-        &stack.tp.addr.to_string(),
-        &stack.tp.authority,
-        Protocol::TemplateDistributionProtocol,
-        0,
-    )
-    .await;
-    let constraints = CoinbaseOutputConstraints {
-        coinbase_output_max_additional_size: 100,
-        coinbase_output_max_additional_sigops: 0,
-    };
-    let frame = sv2_io::encode(
-        constraints,
-        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
-        0,
-        false,
-    )
-    .expect("encode");
-    tp.sender.send(frame).await.expect("send");
-    let (mut template, mut tip) = (None, None);
-    while template.is_none() || tip.is_none() {
-        match tp.tdp().await {
-            TemplateDistributionOwned::NewTemplate(t) => template = Some(t),
-            TemplateDistributionOwned::SetNewPrevHash(p) => tip = Some(p),
-            _ => {}
-        }
-    }
-    let template = template.expect("template");
-    let ask = RequestTransactionData {
-        template_id: template.template_id,
-    };
-    let frame =
-        sv2_io::encode(ask, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA, 0, false).expect("encode");
-    tp.sender.send(frame).await.expect("send");
-    let txs = loop {
-        if let TemplateDistributionOwned::RequestTransactionDataSuccess(s) = tp.tdp().await {
-            break s
-                .transaction_list
-                .into_inner()
-                .iter()
-                .map(|raw| deserialize(raw.as_bytes()).expect("transaction"))
-                .collect::<Vec<Transaction>>();
-        }
-    };
-    (template, tip.expect("tip"), txs)
-}
-
-/// A job declaration session with the pool's jd-server.
-struct Declarations {
-    link: Link,
-    next_id: u32,
-}
-
-/// How a declaration ended.
-#[derive(Debug)]
-enum Answer {
-    Token(B0255Owned),
-    Refused(String, String),
-    MissingAsked(Vec<u16>),
-}
-
-impl Declarations {
-    async fn token(&mut self) -> (B0255Owned, ScriptBuf) {
-        self.next_id += 1;
-        self.link
-            .send(JobDeclarationOwned::AllocateMiningJobToken(
-                AllocateMiningJobTokenOwned {
-                    user_identifier: Str0255Owned::try_from("test".to_string()).expect("str"),
-                    request_id: self.next_id,
-                },
-            ))
-            .await;
-        match self.link.jd().await {
-            JobDeclarationOwned::AllocateMiningJobTokenSuccess(ok) => {
-                let outs: Vec<TxOut> =
-                    deserialize(ok.coinbase_outputs.as_bytes()).expect("outputs");
-                (ok.mining_job_token, outs[0].script_pubkey.clone())
-            }
-            other => panic!("expected a token, got {other}"),
-        }
-    }
-
-    async fn declare(
-        &mut self,
-        token: B0255Owned,
-        template: &NewTemplateOwned,
-        outputs: Vec<TxOut>,
-        wtxids: Vec<[u8; 32]>,
-        full_extranonce: usize,
-    ) -> u32 {
-        // The factory insists the outputs take the template's value; an underpaying coinbase
-        // is built from a template that claims less.
-        let mut claimed = template.clone();
-        claimed.coinbase_tx_value_remaining = outputs.iter().map(|o| o.value.to_sat()).sum();
-        let (prefix, suffix) = job_factory()
-            .new_coinbase_tx_prefix_and_suffix(claimed, outputs, full_extranonce)
-            .expect("coinbase");
-        self.next_id += 1;
-        self.link
-            .send(JobDeclarationOwned::DeclareMiningJob(
-                DeclareMiningJobOwned {
-                    request_id: self.next_id,
-                    mining_job_token: token,
-                    version: template.version,
-                    coinbase_tx_prefix: B064KOwned::try_from(prefix).expect("prefix"),
-                    coinbase_tx_suffix: B064KOwned::try_from(suffix).expect("suffix"),
-                    wtxid_list: Seq064KOwned::new(
-                        wtxids.into_iter().map(U256Owned::from).collect(),
-                    )
-                    .expect("list"),
-                    excess_data: B064KOwned::try_from(Vec::new()).expect("empty"),
-                },
-            ))
-            .await;
-        self.next_id
-    }
-
-    async fn answer(&mut self) -> (u32, Answer) {
-        match self.link.jd().await {
-            JobDeclarationOwned::DeclareMiningJobSuccess(ok) => {
-                (ok.request_id, Answer::Token(ok.new_mining_job_token))
-            }
-            JobDeclarationOwned::DeclareMiningJobError(e) => (
-                e.request_id,
-                Answer::Refused(
-                    e.error_code.as_utf8_or_hex(),
-                    String::from_utf8_lossy(e.error_details.as_bytes()).to_string(),
-                ),
-            ),
-            JobDeclarationOwned::ProvideMissingTransactions(m) => (
-                m.request_id,
-                Answer::MissingAsked(m.unknown_tx_position_list.into_inner()),
-            ),
-            other => panic!("unexpected {other}"),
-        }
-    }
-}
-
-fn pay(script: &ScriptBuf, value: u64) -> Vec<TxOut> {
-    vec![TxOut {
-        value: Amount::from_sat(value),
-        script_pubkey: script.clone(),
-    }]
-}
-
-/// Opens an extended channel; returns its id and full extranonce size.
-async fn open_channel(link: &mut Link, user: &str) -> (u32, usize) {
-    link.send(MiningOwned::OpenExtendedMiningChannel(
-        OpenExtendedMiningChannelOwned {
-            request_id: 1,
-            user_identity: Str0255Owned::try_from(user.to_string()).expect("str"),
-            nominal_hash_rate: 1e6,
-            max_target: [0xffu8; 32].into(),
-            min_extranonce_size: 8,
-        },
-    ))
-    .await;
-    loop {
-        match link.mining().await {
-            MiningOwned::OpenExtendedMiningChannelSuccess(s) => {
-                let full = s.extranonce_prefix.as_bytes().len() + usize::from(s.extranonce_size);
-                return (s.channel_id, full);
-            }
-            MiningOwned::OpenMiningChannelError(e) => {
-                panic!("channel refused: {}", e.error_code.as_utf8_or_hex())
-            }
-            _ => {}
-        }
-    }
-}
-
-/// The pool's answer to a custom job: its job id, or its error code.
-async fn set_custom_job(pool: &mut Link, job: SetCustomMiningJobOwned) -> Result<u32, String> {
-    let request_id = job.request_id;
-    pool.send(MiningOwned::SetCustomMiningJob(job)).await;
-    loop {
-        match pool.mining().await {
-            MiningOwned::SetCustomMiningJobSuccess(ok) if ok.request_id == request_id => {
-                return Ok(ok.job_id)
-            }
-            MiningOwned::SetCustomMiningJobError(e) if e.request_id == request_id => {
-                return Err(e.error_code.as_utf8_or_hex())
-            }
-            _ => {}
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
     init_logs();
@@ -463,7 +198,8 @@ async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
         sv2_io::setup::REQUIRES_WORK_SELECTION,
     )
     .await;
-    let (channel, full) = open_channel(&mut pool, "jd-test").await;
+    let opened = open_channel(&mut pool, "jd-test").await;
+    let (channel, full) = (opened.id, opened.full_extranonce);
     // Custom jobs are extended jobs: no standard channel on a work-selection connection.
     pool.send(MiningOwned::OpenStandardMiningChannel(
         stratum_core::mining_sv2::OpenStandardMiningChannelOwned {
@@ -485,7 +221,7 @@ async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
         }
     }
     let mut other = Link::open(&pool_addr, &key, Protocol::MiningProtocol, 0).await;
-    let (foreign_channel, _) = open_channel(&mut other, "someone-else").await;
+    let foreign_channel = open_channel(&mut other, "someone-else").await.id;
     let (template, tip, txs) = current_template(&stack).await;
     assert_eq!(txs.len(), 2);
     let value = template.coinbase_tx_value_remaining;
@@ -725,6 +461,184 @@ async fn refusals_carry_their_sv2_codes_and_leave_connections_usable() {
         .expect("set on the new tip");
     assert!(new_job > job_id);
     drop((pool, other, jd));
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&opts.data_dir);
+}
+
+/// The miner's own node takes a block found on a declared job before the share that found it
+/// reaches the pool, so the pool already has the block as its tip. That share is the pool's
+/// block all the same: accepted and recorded with the template's reward. Any other share on
+/// the old parent is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_the_miners_node_took_first_is_still_the_pools() {
+    use stratum_core::bitcoin::block::Header;
+    use stratum_core::bitcoin::hashes::sha256d;
+    use stratum_core::bitcoin::Block;
+    use stratum_core::mining_sv2::SubmitSharesExtendedOwned;
+    init_logs();
+    let mut opts = fast_devnet("jd-first");
+    opts.mempool_txs = 2;
+    opts.job_declaration = true;
+    opts.miners = 0;
+    let stack = DevnetStack::start(&opts).await.expect("stack starts");
+    let key = stack.pool.authority;
+    let jds_addr = stack.pool.jd_server.as_ref().expect("jd-server").addr;
+    let mut pool = Link::open(
+        &stack.pool.addr.to_string(),
+        &key,
+        Protocol::MiningProtocol,
+        sv2_io::setup::REQUIRES_WORK_SELECTION,
+    )
+    .await;
+    let channel = open_channel(&mut pool, "jd-first").await;
+    let full = channel.full_extranonce;
+    let (template, tip, txs) = current_template(&stack).await;
+    let value = template.coinbase_tx_value_remaining;
+    let mut jd = Declarations {
+        link: Link::open(
+            &jds_addr.to_string(),
+            &key,
+            Protocol::JobDeclarationProtocol,
+            0,
+        )
+        .await,
+        next_id: 0,
+    };
+    let (t, payout) = jd.token().await;
+    let wtxids = txs
+        .iter()
+        .map(|t| t.compute_wtxid().to_byte_array())
+        .collect();
+    jd.declare(t, &template, pay(&payout, value), wtxids, full)
+        .await;
+    let Answer::Token(token) = jd.answer().await.1 else {
+        panic!("declaration refused");
+    };
+    let chain_tip = ChainTip::new(tip.prev_hash.clone(), tip.n_bits, tip.header_timestamp);
+    let custom = job_factory()
+        .new_custom_job(
+            channel.id,
+            1,
+            token,
+            chain_tip,
+            template.clone(),
+            pay(&payout, value),
+            full,
+        )
+        .expect("custom job");
+    let job_id = set_custom_job(&mut pool, custom).await.expect("job set");
+
+    // Mine the declared job: one block, and one share that is not a block.
+    let (prefix, suffix) = job_factory()
+        .new_coinbase_tx_prefix_and_suffix(template.clone(), pay(&payout, value), full)
+        .expect("coinbase");
+    let rolled = vec![7u8; full - channel.extranonce_prefix.len()];
+    let extranonce = [channel.extranonce_prefix.clone(), rolled.clone()].concat();
+    let path: Vec<[u8; 32]> = template
+        .merkle_path
+        .clone()
+        .into_inner()
+        .iter()
+        .map(|h| h.to_array())
+        .collect();
+    let root = stratum_core::channels_sv2::merkle_root::merkle_root_from_path(
+        &prefix,
+        &suffix,
+        &extranonce,
+        &path,
+    )
+    .expect("merkle root");
+    let block_target = tip.target.to_array();
+    let mut header = [0u8; 80];
+    header[0..4].copy_from_slice(&template.version.to_le_bytes());
+    header[4..36].copy_from_slice(&tip.prev_hash.to_array());
+    header[36..68].copy_from_slice(&root);
+    header[68..72].copy_from_slice(&tip.header_timestamp.to_le_bytes());
+    header[72..76].copy_from_slice(&tip.n_bits.to_le_bytes());
+    let (mut block_nonce, mut share_nonce) = (None, None);
+    let mut nonce = 0u32;
+    while block_nonce.is_none() || share_nonce.is_none() {
+        header[76..80].copy_from_slice(&nonce.to_le_bytes());
+        let hash = sha256d::Hash::hash(&header).to_byte_array();
+        let share = ehash_protocol::difficulty::meets_target(&hash, &channel.target);
+        let block = ehash_protocol::difficulty::meets_target(&hash, &block_target);
+        match (share, block) {
+            (true, true) if block_nonce.is_none() => block_nonce = Some((nonce, hash)),
+            (true, false) if share_nonce.is_none() => share_nonce = Some(nonce),
+            _ => {}
+        }
+        nonce = nonce.checked_add(1).expect("a block within 2^32 nonces");
+    }
+    let (block_nonce, block_hash) = block_nonce.expect("block");
+    header[76..80].copy_from_slice(&block_nonce.to_le_bytes());
+    let coinbase: Transaction =
+        deserialize(&[prefix.clone(), extranonce.clone(), suffix.clone()].concat())
+            .expect("coinbase tx");
+    let block = Block {
+        header: deserialize::<Header>(&header).expect("header"),
+        txdata: std::iter::once(coinbase).chain(txs).collect(),
+    };
+    assert_eq!(block.block_hash().to_byte_array(), block_hash);
+
+    // The miner's node takes the block first; the pool follows the template provider to it.
+    let state = stack.tp.state.clone();
+    let raw = serialize(&block);
+    let outcome = tokio::task::spawn_blocking(move || state.submit_raw_block(&raw))
+        .await
+        .expect("task")
+        .expect("submit");
+    assert_eq!(outcome, hashpool_devnet::chain::BlockOutcome::Accepted);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stack.pool.work.tip().map(|t| t.0) != Some(block_hash) {
+        assert!(Instant::now() < deadline, "the pool never saw the new tip");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Then the shares reach the pool.
+    let share = |sequence_number: u32, nonce: u32| {
+        MiningOwned::SubmitSharesExtended(SubmitSharesExtendedOwned {
+            channel_id: channel.id,
+            sequence_number,
+            job_id,
+            nonce,
+            ntime: tip.header_timestamp,
+            version: template.version,
+            extranonce: rolled.clone().try_into().expect("extranonce"),
+        })
+    };
+    pool.send(share(1, share_nonce.expect("share"))).await;
+    pool.send(share(2, block_nonce)).await;
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        match pool.mining().await {
+            MiningOwned::SubmitSharesError(e) => {
+                answers.push((e.sequence_number, Err(e.error_code.as_utf8_or_hex())))
+            }
+            MiningOwned::SubmitSharesSuccess(ok) => answers.push((ok.last_sequence_number, Ok(()))),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        answers,
+        vec![(1, Err("stale-share".to_string())), (2, Ok(()))]
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let recorded = loop {
+        let blocks = stack.pool.blocks.all().expect("found blocks");
+        if !blocks.is_empty() {
+            break blocks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool never recorded its block"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].hash, block_hash);
+    assert_eq!(recorded[0].reward, value);
+    assert_eq!(stack.pool.stats.snapshot().blocks_found, 1);
+    drop((pool, jd));
     stack.shutdown().await;
     let _ = std::fs::remove_dir_all(&opts.data_dir);
 }
