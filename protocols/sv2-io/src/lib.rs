@@ -9,6 +9,7 @@ pub mod failover;
 pub mod frame;
 pub mod keys;
 pub mod link;
+mod noise;
 pub mod setup;
 
 pub use backoff::Backoff;
@@ -18,3 +19,4 @@ pub use keys::{AuthorityKeypair, AuthorityPublicKey, KeyError};
 pub use link::{
     accept, bind, connect, connect_with_setup, serve, FrameReader, FrameSender, LinkError,
 };
+pub use noise::NoiseError;

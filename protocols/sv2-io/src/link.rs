@@ -2,9 +2,9 @@
 
 use crate::frame::Frame;
 use crate::keys::{AuthorityKeypair, AuthorityPublicKey};
+use crate::noise::{NoiseReader, NoiseWriter, WRITE_BATCH};
 use std::net::SocketAddr;
 use std::time::Duration;
-use stratum_apps::network_helpers::noise_stream::{NoiseTcpReadHalf, NoiseTcpStream};
 use stratum_core::noise_sv2::{Initiator, Responder};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -65,7 +65,7 @@ pub enum LinkError {
 
 /// Receiving half of a Noise connection.
 pub struct FrameReader {
-    inner: NoiseTcpReadHalf,
+    inner: NoiseReader,
     peer: SocketAddr,
 }
 
@@ -77,7 +77,7 @@ impl FrameReader {
             .await
             .map_err(|e| LinkError::Closed {
                 peer: self.peer,
-                reason: format!("{e:?}"),
+                reason: e.to_string(),
             })
     }
 
@@ -121,20 +121,28 @@ impl FrameSender {
     }
 }
 
-fn spawn_writer(
-    mut writer: stratum_apps::network_helpers::noise_stream::NoiseTcpWriteHalf,
-    peer: SocketAddr,
-) -> FrameSender {
+/// The writer task: every frame queued by the time it wakes goes out in one write.
+fn spawn_writer(mut writer: NoiseWriter, peer: SocketAddr) -> FrameSender {
     let (tx, mut rx) = mpsc::channel::<Frame>(SEND_QUEUE);
     tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            if let Err(e) = writer.write_frame(frame).await {
-                tracing::debug!(%peer, error = ?e, "write failed, closing link");
+        'frames: while let Some(frame) = rx.recv().await {
+            let mut next = Some(frame);
+            while let Some(frame) = next.take() {
+                if let Err(e) = writer.gather(frame) {
+                    tracing::debug!(%peer, error = %e, "cannot encrypt a frame, closing link");
+                    break 'frames;
+                }
+                if writer.gathered() < WRITE_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if let Err(e) = writer.flush().await {
+                tracing::debug!(%peer, error = %e, "write failed, closing link");
                 break;
             }
         }
         rx.close();
-        let _ = writer.shutdown().await;
+        writer.shutdown().await;
     });
     FrameSender { tx, peer }
 }
@@ -151,15 +159,14 @@ pub async fn accept(
     let responder =
         Responder::from_authority_kp(&keys.public().0, &keys.secret_bytes(), CERT_VALIDITY)
             .map_err(|e| LinkError::Key(format!("{e:?}")))?;
-    let handshake = NoiseTcpStream::accept(stream, responder, HANDSHAKE_TIMEOUT);
-    let noise = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+    let handshake = crate::noise::respond(stream, responder, HANDSHAKE_TIMEOUT);
+    let (reader, writer) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| LinkError::HandshakeTimeout(peer.to_string()))?
         .map_err(|e| LinkError::Handshake {
             peer: peer.to_string(),
-            reason: format!("{e:?}"),
+            reason: e.to_string(),
         })?;
-    let (reader, writer) = noise.into_split();
     Ok((
         FrameReader {
             inner: reader,
@@ -189,17 +196,16 @@ pub async fn connect(
     let _ = stream.set_nodelay(true);
     let initiator =
         Initiator::from_raw_k(authority.0).map_err(|e| LinkError::Key(format!("{e:?}")))?;
-    let handshake = NoiseTcpStream::connect(stream, initiator, HANDSHAKE_TIMEOUT);
-    let noise = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+    let handshake = crate::noise::initiate(stream, initiator, HANDSHAKE_TIMEOUT);
+    let (reader, writer) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| LinkError::HandshakeTimeout(addr.to_string()))?
         .map_err(|e| LinkError::Handshake {
             peer: addr.to_string(),
             reason: format!(
-                "{e:?} (is the server's certificate signed by authority key {authority}?)"
+                "{e} (is the server's certificate signed by authority key {authority}?)"
             ),
         })?;
-    let (reader, writer) = noise.into_split();
     Ok((
         FrameReader {
             inner: reader,
