@@ -72,6 +72,9 @@ pub enum BenchAction {
         /// Put the mint on this (empty) PostgreSQL database instead of SQLite files.
         #[arg(long, value_name = "URL")]
         mint_db: Option<String>,
+        /// Give each signing thread a core of its own; every other thread shares the rest.
+        #[arg(long)]
+        pin: bool,
         /// Print one JSON object as the last line.
         #[arg(long)]
         json: bool,
@@ -147,6 +150,7 @@ pub async fn run(action: BenchAction) -> anyhow::Result<()> {
             window,
             data_dir,
             mint_db,
+            pin,
             json,
         } => {
             let keep = data_dir.is_some();
@@ -159,6 +163,7 @@ pub async fn run(action: BenchAction) -> anyhow::Result<()> {
                 window,
                 data_dir: data_dir.clone(),
                 mint_db,
+                pin,
             };
             let report = crate::pipeline::run(&opts).await;
             if !keep {

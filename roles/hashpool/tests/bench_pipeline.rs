@@ -12,6 +12,8 @@ async fn every_share_signed(name: &str, mint_db: Option<String>) {
         rate: 0.0,
         window: 64,
         data_dir: dir.clone(),
+        // The SQLite run also pins its threads to cores.
+        pin: mint_db.is_none(),
         mint_db,
     };
     let r = run(&opts).await.expect("bench runs");
@@ -22,6 +24,10 @@ async fn every_share_signed(name: &str, mint_db: Option<String>) {
     );
     assert!(r.limit_per_s > 0.0 && r.shares_per_s > 0.0 && r.ratio > 0.0);
     assert!(r.p99_us >= r.p50_us && r.p50_us > 0);
+    if opts.pin {
+        let pinning = r.pinning.as_ref().expect("pinned");
+        assert!(!pinning.signing_cores.is_empty() && !pinning.other_cores.is_empty());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

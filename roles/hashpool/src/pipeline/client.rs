@@ -52,6 +52,9 @@ pub struct BenchClient {
     point: PublicKey,
     step: PublicKey,
     sequence: u32,
+    /// Nonces and `B_`s made before the clock starts: a miner's share and its wallet's
+    /// blinding are the miner's work, on the miner's machine, not the pool's.
+    prepared: std::collections::VecDeque<(u32, [u8; 33])>,
 }
 
 /// Setup failures.
@@ -179,18 +182,22 @@ impl BenchClient {
             point: PublicKey::from_secret_key(&secp, &start),
             step: PublicKey::from_secret_key(&secp, &step),
             sequence: 0,
+            prepared: Default::default(),
         })
     }
 
-    /// Takes the reading half, for a task that collects verdicts and signatures.
-    pub fn take_reader(&mut self) -> Option<FrameReader> {
-        self.reader.take()
+    /// Finds the nonces and makes the `B_`s of the next `n` shares now.
+    pub fn prepare(&mut self, n: u64) -> Result<(), ClientError> {
+        self.prepared.reserve(n as usize);
+        for _ in 0..n {
+            let work = self.make_work()?;
+            self.prepared.push_back(work);
+        }
+        Ok(())
     }
 
-    /// Finds a nonce meeting the channel target and sends the share with a fresh `B_`, calling
-    /// `before_send` with its sequence number just before it goes out (so answers always find
-    /// it). Returns the sequence number.
-    pub async fn submit_next(&mut self, before_send: impl FnOnce(u32)) -> Result<u32, ClientError> {
+    /// A nonce meeting the channel target and a fresh `B_`.
+    fn make_work(&mut self) -> Result<(u32, [u8; 33]), ClientError> {
         loop {
             self.header[76..80].copy_from_slice(&self.nonce.to_le_bytes());
             self.nonce = self.nonce.wrapping_add(1);
@@ -199,13 +206,29 @@ impl BenchClient {
                 break;
             }
         }
-        self.sequence = self.sequence.wrapping_add(1);
         self.point = self.point.combine(&self.step).map_err(link)?;
+        Ok((self.nonce.wrapping_sub(1), self.point.serialize()))
+    }
+
+    /// Takes the reading half, for a task that collects verdicts and signatures.
+    pub fn take_reader(&mut self) -> Option<FrameReader> {
+        self.reader.take()
+    }
+
+    /// Sends the next share (prepared, or found now) with its `B_`, calling `before_send`
+    /// with its sequence number just before it goes out (so answers always find it). Returns
+    /// the sequence number.
+    pub async fn submit_next(&mut self, before_send: impl FnOnce(u32)) -> Result<u32, ClientError> {
+        let (nonce, blinded) = match self.prepared.pop_front() {
+            Some(work) => work,
+            None => self.make_work()?,
+        };
+        self.sequence = self.sequence.wrapping_add(1);
         let share = SubmitSharesExtendedOwned {
             channel_id: self.channel_id,
             sequence_number: self.sequence,
             job_id: self.job_id,
-            nonce: self.nonce.wrapping_sub(1),
+            nonce,
             ntime: self.ntime,
             version: self.version,
             extranonce: vec![0u8; self.rollable]
@@ -214,7 +237,7 @@ impl BenchClient {
         };
         let tlv = BlindedShare {
             keyset_id: self.keyset.clone(),
-            blinded: self.point.serialize(),
+            blinded,
         }
         .to_tlv();
         let bytes = TlvList::from_slice(&[tlv])

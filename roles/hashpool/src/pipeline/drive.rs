@@ -34,6 +34,9 @@ pub async fn drive(
     let latencies = Arc::new(Mutex::new(Latencies::default()));
     let per = o.shares / u64::from(o.channels);
     let extra = o.shares % u64::from(o.channels);
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.prepare(per + u64::from((i as u64) < extra))?;
+    }
     let interval = (o.rate > 0.0).then(|| Duration::from_secs_f64(f64::from(o.channels) / o.rate));
     let (start, cpu0) = (Instant::now(), cpu_seconds());
     let mut collectors = Vec::new();

@@ -7,9 +7,11 @@
 
 pub mod client;
 mod drive;
+pub mod pin;
 
 use crate::stack_configs::{DevnetPorts, StackConfigs};
 use crate::DevnetOptions;
+use anyhow::Context;
 use drive::Driven;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ pub struct PipelineOptions {
     pub data_dir: PathBuf,
     /// PostgreSQL URL of an empty database for the mint; SQLite files if absent.
     pub mint_db: Option<String>,
+    /// Give each signing thread a core of its own and the rest of the process the others.
+    pub pin: bool,
 }
 
 /// What a run measured.
@@ -76,14 +80,20 @@ pub struct PipelineReport {
     pub ack_p99_us: u64,
     /// CPU time of this process over the run, in cores.
     pub cpu_cores: f64,
-    /// Shares/s of the lean single-core loop.
+    /// Shares/s of the lean single-core loop: the mean of the measurements before and after.
     pub limit_per_s: f64,
+    /// The lean limit measured before the run.
+    pub limit_before_per_s: f64,
+    /// The lean limit measured after the run.
+    pub limit_after_per_s: f64,
     /// `shares_per_s / limit_per_s`.
     pub ratio: f64,
     /// Signing batches the mint committed.
     pub mint_batches: u64,
     /// Mean time of one signing batch, µs (database transaction included).
     pub mint_batch_us: u64,
+    /// Cores of the signing threads and of the rest, with `--pin`.
+    pub pinning: Option<pin::Pinning>,
 }
 
 /// CPU seconds (user + system) this process used so far, from `/proc/self/stat`.
@@ -138,6 +148,19 @@ pub fn lean_limit(duration: Duration) -> anyhow::Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
+/// The lean limit on this machine now; pinned, on the core the signing thread has.
+async fn measure_limit(o: &PipelineOptions) -> anyhow::Result<f64> {
+    let core = o.pin.then(|| pin::signing_cores(o.sign_threads)).flatten();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
+        let _pinned = match core {
+            Some(core) => Some(pin::PinnedHere::to(core).context("pin the lean loop")?),
+            None => None,
+        };
+        lean_limit(Duration::from_millis(1500))
+    })
+    .await?
+}
+
 /// Runs the benchmark.
 pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
     anyhow::ensure!(o.channels > 0, "--channels must be at least 1");
@@ -145,7 +168,7 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         o.shares >= u64::from(o.channels),
         "--shares must be at least --channels"
     );
-    let limit = tokio::task::spawn_blocking(|| lean_limit(Duration::from_millis(1500))).await??;
+    let limit_before = measure_limit(o).await?;
     let _ = std::fs::remove_dir_all(&o.data_dir);
     let opts = DevnetOptions {
         data_dir: o.data_dir.clone(),
@@ -174,6 +197,12 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         anyhow::ensure!(Instant::now() < deadline, "the pool never reached the mint");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Every thread exists now but the clients', which inherits the pinning of its spawner.
+    let pinning = if o.pin {
+        Some(pin::pin_threads(o.sign_threads).context("pin threads to cores")?)
+    } else {
+        None
+    };
     // The clients get a thread and runtime of their own, as miners would be other processes:
     // their tasks do not queue behind the pool's and the mint's.
     let driven = {
@@ -197,6 +226,10 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
     pool.shutdown().await;
     mint.shutdown().await;
     tp.shutdown().await;
+    // The machine's speed drifts (a VM shares its host): the limit is the mean of a
+    // measurement before the run and one after it.
+    let limit_after = measure_limit(o).await?;
+    let limit = (limit_before + limit_after) / 2.0;
     let (mut lat, mut ack) = latencies
         .lock()
         .map(|l| (l.signature.clone(), l.ack.clone()))
@@ -227,8 +260,11 @@ pub async fn run(o: &PipelineOptions) -> anyhow::Result<PipelineReport> {
         ack_p99_us: percentile(&ack, 0.99),
         cpu_cores: cpu / elapsed,
         limit_per_s: limit,
+        limit_before_per_s: limit_before,
+        limit_after_per_s: limit_after,
         ratio: shares_per_s / limit,
         mint_batches: batches,
         mint_batch_us: batch_micros.checked_div(batches).unwrap_or(0),
+        pinning,
     })
 }
