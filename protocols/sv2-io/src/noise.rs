@@ -19,12 +19,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-/// Read buffer a connection starts with: dozens of share-sized frames, little memory for the
-/// thousands of mostly idle miner connections a pool holds.
-const READ_BUFFER: usize = 4 * 1024;
-/// Bytes of frames the writer gathers before it writes; a write buffer grown past this by a
-/// large frame is given back once written.
+/// Smallest read buffer: a few share-sized frames, little memory for each of the thousands of
+/// mostly idle miner connections a pool holds.
+const MIN_READ: usize = 512;
+/// Largest read buffer a busy link (the mint link under load) grows to.
+const MAX_READ: usize = 64 * 1024;
+/// Bytes of frames the writer gathers before it writes.
 pub(crate) const WRITE_BATCH: usize = 64 * 1024;
+/// Write buffer kept between writes; more, grown by a burst, is given back.
+const KEEP_WRITE: usize = 4 * 1024;
 
 /// Errors of a Noise connection.
 #[derive(Debug, thiserror::Error)]
@@ -103,9 +106,11 @@ fn halves(
             socket: reader,
             decoder,
             state: Some(decrypt),
-            buf: vec![0; READ_BUFFER],
+            buf: vec![0; MIN_READ],
             start: 0,
             end: 0,
+            last_read: 0,
+            filled: false,
         },
         NoiseWriter {
             socket: writer,
@@ -153,6 +158,10 @@ pub(crate) struct NoiseReader {
     /// Bytes `buf[start..end]` are read and not yet given to the decoder.
     start: usize,
     end: usize,
+    /// Bytes the last read returned, and whether they filled the buffer: the buffer doubles
+    /// after a full read and halves after reads of under a quarter of it.
+    last_read: usize,
+    filled: bool,
 }
 
 impl NoiseReader {
@@ -172,6 +181,8 @@ impl NoiseReader {
             if n == 0 {
                 return Err(NoiseError::Socket("peer closed the connection".into()));
             }
+            self.filled = self.end + n == self.buf.len();
+            self.last_read = n;
             self.end += n;
         }
     }
@@ -201,8 +212,8 @@ impl NoiseReader {
         }
     }
 
-    /// Moves unread bytes to the front and makes the buffer big enough for the decoder's next
-    /// request, so one read can always complete it.
+    /// Moves unread bytes to the front and sizes the buffer: to what the traffic fills, and
+    /// never below the decoder's next request, so one read can always complete it.
     fn make_room(&mut self) {
         let pending = self.end - self.start;
         if self.start > 0 {
@@ -210,13 +221,23 @@ impl NoiseReader {
             self.start = 0;
             self.end = pending;
         }
-        let need = self.decoder.writable_len().max(READ_BUFFER);
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        } else if self.buf.len() > 4 * READ_BUFFER && need.max(pending) <= READ_BUFFER {
-            self.buf.truncate(READ_BUFFER);
+        let size = self.buf.len();
+        let wanted = if self.filled {
+            (size * 2).min(MAX_READ)
+        } else if self.last_read < size / 4 {
+            (size / 2).max(MIN_READ)
+        } else {
+            size
+        };
+        // Unread bytes are always fewer than the decoder's request.
+        let wanted = wanted.max(self.decoder.writable_len()).max(pending);
+        if wanted > size {
+            self.buf.resize(wanted, 0);
+        } else if wanted < size {
+            self.buf.truncate(wanted);
             self.buf.shrink_to_fit();
         }
+        self.filled = false;
     }
 }
 
@@ -245,9 +266,7 @@ impl NoiseWriter {
     pub(crate) async fn flush(&mut self) -> Result<(), NoiseError> {
         self.socket.write_all(&self.out).await.map_err(closed)?;
         self.out.clear();
-        if self.out.capacity() > WRITE_BATCH {
-            self.out.shrink_to(WRITE_BATCH);
-        }
+        self.out.shrink_to(KEEP_WRITE);
         Ok(())
     }
 
