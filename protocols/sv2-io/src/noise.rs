@@ -26,8 +26,6 @@ const MIN_READ: usize = 512;
 const MAX_READ: usize = 64 * 1024;
 /// Bytes of frames the writer gathers before it writes.
 pub(crate) const WRITE_BATCH: usize = 64 * 1024;
-/// Write buffer kept between writes; more, grown by a burst, is given back.
-const KEEP_WRITE: usize = 4 * 1024;
 
 /// Errors of a Noise connection.
 #[derive(Debug, thiserror::Error)]
@@ -265,8 +263,9 @@ impl NoiseWriter {
     /// Writes every gathered frame.
     pub(crate) async fn flush(&mut self) -> Result<(), NoiseError> {
         self.socket.write_all(&self.out).await.map_err(closed)?;
-        self.out.clear();
-        self.out.shrink_to(KEEP_WRITE);
+        // Given back after each write: an idle connection holds no write buffer, and a busy
+        // one allocates once per batch of frames.
+        self.out = Vec::new();
         Ok(())
     }
 
