@@ -92,17 +92,10 @@ impl Link {
     }
 }
 
-/// The template provider's current template on the tip, with its transactions.
-pub async fn current_template(
-    stack: &DevnetStack,
-) -> (NewTemplateOwned, SetNewPrevHashOwned, Vec<Transaction>) {
-    let mut tp = Link::open(
-        &stack.tp.addr.to_string(),
-        &stack.tp.authority,
-        Protocol::TemplateDistributionProtocol,
-        0,
-    )
-    .await;
+/// A template distribution link to the template provider at `addr`, with the coinbase
+/// constraints sent, so templates follow.
+pub async fn template_link(addr: &str, authority: &sv2_io::AuthorityPublicKey) -> Link {
+    let tp = Link::open(addr, authority, Protocol::TemplateDistributionProtocol, 0).await;
     let constraints = CoinbaseOutputConstraints {
         coinbase_output_max_additional_size: 100,
         coinbase_output_max_additional_sigops: 0,
@@ -115,6 +108,14 @@ pub async fn current_template(
     )
     .expect("encode");
     tp.sender.send(frame).await.expect("send");
+    tp
+}
+
+/// The template provider's current template on the tip, with its transactions.
+pub async fn current_template(
+    stack: &DevnetStack,
+) -> (NewTemplateOwned, SetNewPrevHashOwned, Vec<Transaction>) {
+    let mut tp = template_link(&stack.tp.addr.to_string(), &stack.tp.authority).await;
     let (mut template, mut tip) = (None, None);
     while template.is_none() || tip.is_none() {
         match tp.tdp().await {

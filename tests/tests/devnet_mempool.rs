@@ -68,11 +68,9 @@ async fn found_blocks_carry_the_template_transactions_and_their_fees() {
 async fn the_template_provider_serves_its_templates_transactions() {
     use stratum_core::bitcoin::consensus::deserialize;
     use stratum_core::bitcoin::Transaction;
-    use stratum_core::common_messages_sv2::Protocol;
     use stratum_core::parsers_sv2::TemplateDistribution;
     use stratum_core::template_distribution_sv2::{
-        CoinbaseOutputConstraints, RequestTransactionData,
-        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
+        RequestTransactionData, MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
     };
     init_logs();
     let dir = fast_devnet("tp-txdata").data_dir;
@@ -87,26 +85,8 @@ async fn the_template_provider_serves_its_templates_transactions() {
     })
     .await
     .expect("template provider");
-    let (mut reader, sender) = sv2_io::connect_with_setup(
-        &tp.addr.to_string(),
-        &tp.authority,
-        Protocol::TemplateDistributionProtocol,
-        0,
-    )
-    .await
-    .expect("TDP link");
-    let constraints = CoinbaseOutputConstraints {
-        coinbase_output_max_additional_size: 100,
-        coinbase_output_max_additional_sigops: 0,
-    };
-    let frame = sv2_io::encode(
-        constraints,
-        MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
-        0,
-        false,
-    )
-    .expect("encode");
-    sender.send(frame).await.expect("send");
+    let hashpool_tests::jd::Link { mut reader, sender } =
+        hashpool_tests::jd::template_link(&tp.addr.to_string(), &tp.authority).await;
     let (template_id, value, path) = loop {
         let mut f = reader.next().await.expect("frame");
         let (_, t) = sv2_io::frame::kind(&f);
