@@ -86,22 +86,25 @@ impl Connection {
             return self.reject(channel_id, seq, "invalid-channel-id").await;
         };
         let (k, target, parent) = (ch.k, ch.target_le(), ch.parent_hash());
-        let tip = self.ctx.work.tip().map(|t| t.0);
         // A custom job is never told of a new tip by the pool: until its client sets one on the
         // new tip, its shares are work on a stale parent. One share is not: the block that made
         // the new tip, when the miner's own node took it before this share reached us.
+        let tip = if self.work_selection {
+            self.ctx.work.tip().map(|t| t.0)
+        } else {
+            None
+        };
         let stale_parent = self.work_selection && parent.is_some() && parent != tip;
         let result = ch.validate(share);
+        let made_the_tip = matches!(&result, Ok(ShareValidationResult::BlockFound(hash, ..))
+            if tip == Some(hash.to_byte_array()));
+        if stale_parent && !made_the_tip {
+            return self.reject(channel_id, seq, "stale-share").await;
+        }
         let accepted = match result {
-            Ok(ShareValidationResult::Valid(_)) if stale_parent => {
-                return self.reject(channel_id, seq, "stale-share").await;
-            }
             Ok(ShareValidationResult::Valid(_)) => true,
             Ok(ShareValidationResult::BlockFound(hash, template_id, coinbase)) => {
                 let hash = hash.to_byte_array();
-                if stale_parent && tip != Some(hash) {
-                    return self.reject(channel_id, seq, "stale-share").await;
-                }
                 // channels_sv2 calls any hash under nBits a block; on regtest that is almost
                 // every hash, so check the share target and the TP's block target ourselves.
                 let share_ok = meets(&hash, &target);
@@ -120,7 +123,6 @@ impl Connection {
                 }
                 share_ok
             }
-            Err(_) if stale_parent => return self.reject(channel_id, seq, "stale-share").await,
             Err(e) => return self.reject(channel_id, seq, share_error_code(&e)).await,
         };
         if !accepted {

@@ -21,7 +21,7 @@ pub fn signing_cores(sign_threads: u32) -> Option<usize> {
 
 /// The calling thread pinned to one core until dropped, then free to use every core again.
 pub struct PinnedHere {
-    before: Vec<usize>,
+    every_core: Vec<usize>,
 }
 
 impl PinnedHere {
@@ -30,14 +30,14 @@ impl PinnedHere {
         let cores = std::thread::available_parallelism()?.get();
         set_affinity(0, &[core])?;
         Ok(Self {
-            before: (0..cores).collect(),
+            every_core: (0..cores).collect(),
         })
     }
 }
 
 impl Drop for PinnedHere {
     fn drop(&mut self) {
-        if let Err(e) = set_affinity(0, &self.before) {
+        if let Err(e) = set_affinity(0, &self.every_core) {
             tracing::warn!(error = %e, "cannot unpin a thread");
         }
     }
