@@ -137,6 +137,89 @@ impl MintLinkSession {
     }
 }
 
+/// What the mint answered a request of a batch: the signature `(C_, e, s)` or the error code.
+pub type BatchAnswer = Result<([u8; 33], [u8; 32], [u8; 32]), String>;
+
+impl MintLinkSession {
+    /// Sends a frame as it is.
+    pub async fn send_frame(&self, frame: sv2_io::Frame) {
+        self.sender.send(frame).await.expect("send");
+    }
+
+    /// Sends `(request_id, B_, amount)` requests in one `SignRequests` frame and returns each
+    /// answer by request id, and the kinds of frames they came in.
+    pub async fn sign_batch(
+        &mut self,
+        keyset: &[u8],
+        requests: &[(u64, [u8; 33], u64)],
+    ) -> (std::collections::HashMap<u64, Vec<BatchAnswer>>, Vec<u8>) {
+        use ehash_protocol::sign_batch::{self as batch, RequestRecord};
+        use ehash_protocol::{messages as m, EXTENSION_TYPE_MINT_LINK};
+        let records: Vec<_> = requests
+            .iter()
+            .map(|&(request_id, blinded, amount)| RequestRecord {
+                request_id,
+                amount,
+                replay: false,
+                blinded,
+            })
+            .collect();
+        let msg = batch::SignRequests::pack(keyset, &records).expect("pack");
+        let f = sv2_io::encode(
+            msg,
+            batch::MSG_SIGN_REQUESTS,
+            EXTENSION_TYPE_MINT_LINK,
+            false,
+        )
+        .expect("encode");
+        self.sender.send(f).await.expect("send");
+        let mut answers: std::collections::HashMap<u64, Vec<BatchAnswer>> = Default::default();
+        let mut kinds = Vec::new();
+        while answers.values().map(Vec::len).sum::<usize>() < requests.len() {
+            let mut frame = self.reader.next().await.expect("answer");
+            let (_, t) = sv2_io::frame::kind(&frame);
+            match sv2_io::frame::kind(&frame) {
+                (EXTENSION_TYPE_MINT_LINK, batch::MSG_SIGN_RESPONSES) => {
+                    let r: batch::SignResponses = m::decode(frame.payload()).expect("responses");
+                    for rec in r.unpack().expect("records") {
+                        answers.entry(rec.request_id).or_default().push(Ok((
+                            rec.signature,
+                            rec.dleq_e,
+                            rec.dleq_s,
+                        )));
+                    }
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_ERROR) => {
+                    let e: m::SignError = m::decode(frame.payload()).expect("error");
+                    answers
+                        .entry(e.request_id)
+                        .or_default()
+                        .push(Err(m::read_str(&e.error_code).expect("utf8")));
+                }
+                (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_RESPONSE) => {
+                    panic!("a batch was answered with single responses")
+                }
+                // Epoch announcements and the like.
+                _ => continue,
+            }
+            kinds.push(t);
+        }
+        (answers, kinds)
+    }
+
+    /// True once the mint closed the link (within 5 s).
+    pub async fn closed_by_mint(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, self.reader.next()).await {
+                Err(_) => return false,
+                Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
 /// Waits until the stack's pool has found `n` blocks; panics after 180 s.
 pub async fn wait_for_blocks(stack: &hashpool::DevnetStack, n: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);

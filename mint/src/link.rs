@@ -3,7 +3,9 @@
 use crate::epochs::{EpochAnnouncement, TipFacts};
 use crate::signer::{ShareSigner, SignJob, SignOutcome};
 use crate::EhashLedger;
+use ehash_protocol::sign_batch::{self as batch, ResponseRecord, SignRequests, SignResponses};
 use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use sv2_io::{AuthorityKeypair, AuthorityPublicKey, FrameReader, FrameSender};
@@ -72,9 +74,16 @@ impl LinkContext {
 
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let epochs = self.ledger.epochs().announcements();
-        let forwarder = tokio::spawn(forward_outcomes(out_rx, epochs, sender.clone()));
+        // Answered in the form asked: batches to a pool that sends batches.
+        let batched = Arc::new(AtomicBool::new(false));
+        let forwarder = tokio::spawn(forward_outcomes(
+            out_rx,
+            epochs,
+            sender.clone(),
+            batched.clone(),
+        ));
         let result = tokio::select! {
-            r = self.serve_requests(&mut reader, &sender, out_tx) => r,
+            r = self.serve_requests(&mut reader, &sender, out_tx, &batched) => r,
             _ = paused.wait_for(|p| *p) => Err("share signing paused by the operator".into()),
         };
         forwarder.abort();
@@ -133,10 +142,33 @@ impl LinkContext {
         reader: &mut FrameReader,
         sender: &FrameSender,
         outcomes: mpsc::UnboundedSender<SignOutcome>,
+        batched: &AtomicBool,
     ) -> Result<(), String> {
         loop {
             let mut frame = reader.next().await.map_err(|e| e.to_string())?;
             match sv2_io::frame::kind(&frame) {
+                (EXTENSION_TYPE_MINT_LINK, batch::MSG_SIGN_REQUESTS) => {
+                    let requests: SignRequests = m::decode(frame.payload())
+                        .map_err(|e| format!("bad SignRequests: {e:?}"))?;
+                    let records = requests
+                        .unpack()
+                        .map_err(|e| format!("bad SignRequests: {e}"))?;
+                    batched.store(true, Ordering::Relaxed);
+                    let keyset_id = requests.keyset_id.as_bytes();
+                    for r in records {
+                        let job = SignJob {
+                            request_id: r.request_id,
+                            amount: r.amount,
+                            keyset_id: keyset_id.to_vec(),
+                            blinded: r.blinded.to_vec(),
+                            replay: r.replay,
+                            reply: outcomes.clone(),
+                        };
+                        if self.signer.submit(job).await.is_err() {
+                            return Err("signer stopped".into());
+                        }
+                    }
+                }
                 (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_REQUEST) => {
                     let req: m::SignRequest = m::decode(frame.payload())
                         .map_err(|e| format!("bad SignRequest: {e:?}"))?;
@@ -196,37 +228,97 @@ async fn forward_outcomes(
     mut rx: mpsc::UnboundedReceiver<SignOutcome>,
     mut epochs: watch::Receiver<Option<EpochAnnouncement>>,
     sender: FrameSender,
+    batched: Arc<AtomicBool>,
 ) {
     // The current epoch first, then every change.
     epochs.mark_changed();
+    let mut outcomes = Vec::new();
     loop {
-        let frame = tokio::select! {
-            out = rx.recv() => match out {
-                Some(o) => outcome_frame(o),
-                None => return,
-            },
+        let frames = tokio::select! {
+            n = rx.recv_many(&mut outcomes, batch::MAX_RESPONSES) => {
+                if n == 0 {
+                    return;
+                }
+                if batched.load(Ordering::Relaxed) {
+                    outcome_batch_frames(outcomes.drain(..))
+                } else {
+                    outcomes.drain(..).map(outcome_frame).collect()
+                }
+            }
             changed = epochs.changed() => {
                 if changed.is_err() {
                     return;
                 }
                 let current = *epochs.borrow_and_update();
                 match current {
-                    Some(a) => epoch_frame(a),
+                    Some(a) => vec![epoch_frame(a)],
                     None => continue,
                 }
             }
         };
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode mint-link message");
+        for frame in frames {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode mint-link message");
+                    continue;
+                }
+            };
+            if sender.send(frame).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Signatures in `SignResponses` frames, one per keyset (and per frame's worth); refusals in
+/// `SignError` frames.
+fn outcome_batch_frames(
+    outcomes: impl Iterator<Item = SignOutcome>,
+) -> Vec<Result<sv2_io::Frame, String>> {
+    let mut frames = Vec::new();
+    // Almost always one keyset; two around an epoch change.
+    let mut by_keyset: Vec<(cdk::nuts::Id, Vec<ResponseRecord>)> = Vec::new();
+    for outcome in outcomes {
+        let (request_id, signature) = match outcome {
+            SignOutcome::Signed {
+                request_id,
+                signature,
+            } => (request_id, signature),
+            refused @ SignOutcome::Refused { .. } => {
+                frames.push(outcome_frame(refused));
                 continue;
             }
         };
-        if sender.send(frame).await.is_err() {
-            return;
+        let Some(dleq) = signature.dleq else {
+            frames.push(Err("signature without DLEQ".into()));
+            continue;
+        };
+        let record = ResponseRecord {
+            request_id,
+            signature: signature.c.to_bytes(),
+            dleq_e: dleq.e.to_secret_bytes(),
+            dleq_s: dleq.s.to_secret_bytes(),
+        };
+        match by_keyset
+            .iter_mut()
+            .find(|(k, _)| *k == signature.keyset_id)
+        {
+            Some((_, records)) => records.push(record),
+            None => by_keyset.push((signature.keyset_id, vec![record])),
         }
     }
+    for (keyset, records) in by_keyset {
+        let keyset = keyset.to_bytes();
+        for chunk in records.chunks(batch::MAX_RESPONSES) {
+            frames.push(
+                SignResponses::pack(&keyset, chunk)
+                    .map_err(|e| e.to_string())
+                    .and_then(|msg| encode(msg, batch::MSG_SIGN_RESPONSES)),
+            );
+        }
+    }
+    frames
 }
 
 fn epoch_frame(a: EpochAnnouncement) -> Result<sv2_io::Frame, String> {

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod difficulty;
 pub mod economics;
 pub mod messages;
+pub mod sign_batch;
 pub mod signature_batch;
 pub mod tlv;
 pub mod vardiff;

@@ -32,8 +32,8 @@ pub enum BatchError {
     /// Signatures of different channels or keysets.
     #[error("a batch holds one channel and one keyset")]
     Mixed,
-    /// More than [`MAX_RECORDS`] or none.
-    #[error("a batch holds 1..={MAX_RECORDS} signatures, got {0}")]
+    /// None, or more than fit in one frame ([`MAX_RECORDS`] signatures).
+    #[error("a batch holds at least one record and at most a frame's worth, got {0}")]
     Count(usize),
     /// A field of a signature has the wrong size.
     #[error("signature field of the wrong size")]

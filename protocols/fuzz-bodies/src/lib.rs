@@ -88,6 +88,18 @@ fn ehash_payload(msg_type: u8, payload: &[u8]) {
             }
         }
         m::MSG_MINT_AUTH_ERROR => dec::<m::MintAuthError>(payload),
+        ehash_protocol::sign_batch::MSG_SIGN_REQUESTS => {
+            let mut p = payload.to_vec();
+            if let Ok(b) = m::decode::<ehash_protocol::sign_batch::SignRequests>(&mut p) {
+                let _ = b.unpack();
+            }
+        }
+        ehash_protocol::sign_batch::MSG_SIGN_RESPONSES => {
+            let mut p = payload.to_vec();
+            if let Ok(b) = m::decode::<ehash_protocol::sign_batch::SignResponses>(&mut p) {
+                let _ = b.unpack();
+            }
+        }
         m::MSG_SIGN_REQUEST => dec::<m::SignRequest>(payload),
         m::MSG_SIGN_RESPONSE => dec::<m::SignResponse>(payload),
         m::MSG_SIGN_ERROR => dec::<m::SignError>(payload),

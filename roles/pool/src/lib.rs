@@ -19,6 +19,7 @@ pub mod mint_client;
 mod replies;
 mod share_race;
 pub mod shares;
+mod sign_batches;
 mod sign_requests;
 pub mod stats;
 pub mod tp_client;

@@ -9,8 +9,10 @@
 
 use crate::found_blocks::BlockStore;
 use crate::journal::{RecordOutcome, ShareJournal};
+use crate::sign_batches::{self, AbortOnDrop, Outgoing};
 use crate::sign_requests::InFlight;
 use crate::stats::PoolStats;
+use ehash_protocol::sign_batch::{self as batch, ResponseRecord, SignResponses};
 use ehash_protocol::{auth, messages as m, EXTENSION_TYPE_MINT_LINK};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +95,8 @@ pub const JOURNAL_AFTER: Duration = Duration::from_millis(10);
 pub struct MintLink {
     info: watch::Sender<Option<MintInfo>>,
     sender: Mutex<Option<FrameSender>>,
+    /// The session's request queue (see [`sign_batches`]); `None` while the link is down.
+    requests: Mutex<Option<mpsc::UnboundedSender<Outgoing>>>,
     pending: Mutex<InFlight>,
     next_id: AtomicU64,
     stats: Arc<PoolStats>,
@@ -106,17 +110,6 @@ fn link_frame<T: m::Wire>(msg: T, t: u8) -> Result<sv2_io::Frame, String> {
     sv2_io::encode(msg, t, EXTENSION_TYPE_MINT_LINK, false).map_err(|e| e.to_string())
 }
 
-fn request_frame(id: u64, p: &PendingSign) -> Result<sv2_io::Frame, String> {
-    let req = m::SignRequest {
-        request_id: id,
-        amount: p.amount,
-        keyset_id: m::b0255(&p.keyset_id).map_err(|e| e.to_string())?,
-        blinded: m::b0255(&p.blinded).map_err(|e| e.to_string())?,
-        replay: p.replay,
-    };
-    link_frame(req, m::MSG_SIGN_REQUEST)
-}
-
 impl MintLink {
     /// A link that is not connected yet.
     pub fn new(stats: Arc<PoolStats>, journal: ShareJournal, blocks: Arc<BlockStore>) -> Arc<Self> {
@@ -124,6 +117,7 @@ impl MintLink {
         Arc::new(Self {
             info,
             sender: Mutex::new(None),
+            requests: Mutex::new(None),
             pending: Mutex::new(InFlight::default()),
             next_id: AtomicU64::new(1),
             stats,
@@ -243,28 +237,18 @@ impl MintLink {
     /// share's B_ is then a duplicate.
     pub fn request(&self, p: PendingSign) -> bool {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = match request_frame(id, &p) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode sign request");
-                return true;
-            }
+        let outgoing = Outgoing::new(id, &p);
+        let Ok(mut pending) = self.pending.lock() else {
+            tracing::error!("pending map poisoned; request dropped");
+            return true;
         };
-        match self.pending.lock() {
-            Ok(mut pending) => {
-                if !pending.insert(id, p, Instant::now()) {
-                    return false;
-                }
-            }
-            Err(_) => {
-                tracing::error!("pending map poisoned; request dropped");
-                return true;
-            }
+        if !pending.insert(id, p, Instant::now()) {
+            return false;
         }
-        let sender = self.sender.lock().ok().and_then(|s| s.clone());
-        // If the link is down or its queue full, the request is resent on reconnect.
-        if let Some(sender) = sender {
-            let _ = sender.try_send(frame);
+        // Queued while the map is held, so a new session either replays it or gets it
+        // queued, never both. If the link is down, the request is resent on reconnect.
+        if let Ok(Some(queue)) = self.requests.lock().as_deref() {
+            let _ = queue.send(outgoing);
         }
         true
     }
@@ -278,7 +262,34 @@ impl MintLink {
         self.pending.lock().ok()?.take(id)
     }
 
+    /// A signature in a `SignResponse` of a mint that answers one at a time.
     fn on_response(&self, r: m::SignResponse) {
+        let record = ResponseRecord {
+            request_id: r.request_id,
+            signature: match r.signature.as_bytes().try_into() {
+                Ok(c) => c,
+                Err(_) => {
+                    tracing::warn!(request_id = r.request_id, "signature of the wrong size");
+                    return;
+                }
+            },
+            dleq_e: r.dleq_e.to_array(),
+            dleq_s: r.dleq_s.to_array(),
+        };
+        self.on_signed(r.keyset_id.as_bytes(), &record);
+    }
+
+    fn on_responses(&self, batch: SignResponses) -> Result<(), String> {
+        let records = batch
+            .unpack()
+            .map_err(|e| format!("bad SignResponses: {e}"))?;
+        for r in &records {
+            self.on_signed(batch.keyset_id.as_bytes(), r);
+        }
+        Ok(())
+    }
+
+    fn on_signed(&self, keyset_id: &[u8], r: &ResponseRecord) {
         let Some(p) = self.take(r.request_id) else {
             tracing::warn!(request_id = r.request_id, "signature for unknown request");
             return;
@@ -298,11 +309,11 @@ impl MintLink {
                 channel_id: p.channel_id,
                 sequence_number: p.sequence_number,
                 amount: p.amount,
-                keyset_id: r.keyset_id,
+                keyset_id: m::b0255(keyset_id).ok()?,
                 blinded: m::b0255(&p.blinded).ok()?,
-                signature: r.signature,
-                dleq_e: r.dleq_e,
-                dleq_s: r.dleq_s,
+                signature: m::b0255(&r.signature).ok()?,
+                dleq_e: r.dleq_e.into(),
+                dleq_s: r.dleq_s.into(),
             })
         })();
         let Some(sig) = sig else {
@@ -397,6 +408,9 @@ impl MintLink {
         if let Ok(mut s) = self.sender.lock() {
             *s = None;
         }
+        if let Ok(mut q) = self.requests.lock() {
+            *q = None;
+        }
         self.info.send_replace(None);
         self.stats.mint.set_up(false);
     }
@@ -483,8 +497,8 @@ impl MintLink {
             http_url: m::read_str(&ready.http_url).map_err(|e| e.to_string())?,
         };
         tracing::info!(%address, keyset = %hex::encode(&info.keyset_id), "mint link up");
-        // The tip first (the mint may rotate on it), then unacknowledged blocks, then whatever
-        // sign requests were in flight; only then is the link open to new requests.
+        // The tip first (the mint may rotate on it), then unacknowledged blocks, then sign
+        // requests: those in flight are replayed, new ones queued from then on.
         let tip = self.tip.lock().ok().and_then(|t| t.clone());
         if let Some(tip) = tip {
             sender
@@ -503,16 +517,27 @@ impl MintLink {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let resend: Vec<(u64, PendingSign)> = self
-            .pending
-            .lock()
-            .map(|mut p| p.replays())
-            .unwrap_or_default();
-        for (id, p) in &resend {
-            sender
-                .send(request_frame(*id, p)?)
-                .await
-                .map_err(|e| e.to_string())?;
+        let (queue, queued) = mpsc::unbounded_channel();
+        let _requests = AbortOnDrop(tokio::spawn(sign_batches::send_requests(
+            queued,
+            sender.clone(),
+        )));
+        // Every request in flight now is replayed; every later one is queued (see `request`).
+        let resend: Vec<Outgoing> = match self.pending.lock() {
+            Ok(mut pending) => {
+                if let Ok(mut q) = self.requests.lock() {
+                    *q = Some(queue);
+                }
+                pending
+                    .replays()
+                    .iter()
+                    .map(|(id, p)| Outgoing::new(*id, p))
+                    .collect()
+            }
+            Err(_) => return Err("pending map poisoned".into()),
+        };
+        for frame in sign_batches::request_frames(&resend) {
+            sender.send(frame?).await.map_err(|e| e.to_string())?;
         }
         if let Ok(mut s) = self.sender.lock() {
             *s = Some(sender);
@@ -523,6 +548,11 @@ impl MintLink {
             let mut frame = reader.next().await.map_err(|e| e.to_string())?;
             self.stats.mint.seen();
             match sv2_io::frame::kind(&frame) {
+                (EXTENSION_TYPE_MINT_LINK, batch::MSG_SIGN_RESPONSES) => {
+                    let r: SignResponses =
+                        m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
+                    self.on_responses(r)?;
+                }
                 (EXTENSION_TYPE_MINT_LINK, m::MSG_SIGN_RESPONSE) => {
                     let r: m::SignResponse =
                         m::decode(frame.payload()).map_err(|e| format!("{e:?}"))?;
