@@ -144,6 +144,73 @@ async fn store(
     ledger: &EhashLedger,
     items: &[Signed],
 ) -> Result<Vec<Option<BlindSignature>>, String> {
+    // New shares carry new messages: storing them all at once is the usual case, and needs no
+    // look-up first. A replay, or any failure (a message stored before, another mint process
+    // on the same database), takes the path that looks first.
+    if !items.iter().any(|s| s.job.replay) && store_all_new(ledger, items).await.is_ok() {
+        return Ok(vec![None; items.len()]);
+    }
+    store_checked(ledger, items).await
+}
+
+/// Stores every item's signature, or nothing (an error) if any message was stored before.
+async fn store_all_new(ledger: &EhashLedger, items: &[Signed]) -> Result<(), String> {
+    let issue: Vec<IssueEntry> = items.iter().map(issue_entry).collect();
+    let points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
+    ledger
+        .epochs()
+        .begin_issue(&issue)
+        .await
+        .map_err(|e| e.to_string())?;
+    let db = ledger.mint().localstore();
+    let mut tx = match db.begin_transaction().await {
+        Ok(tx) => tx,
+        Err(e) => return Err(abandon(ledger, &points, e.to_string()).await),
+    };
+    let messages: Vec<PublicKey> = items.iter().map(|s| s.message.blinded_secret).collect();
+    let signatures: Vec<BlindSignature> = items.iter().map(|s| s.signature.clone()).collect();
+    if let Err(e) = tx.add_blind_signatures(&messages, &signatures, None).await {
+        let _ = tx.rollback().await;
+        return Err(abandon(ledger, &points, e.to_string()).await);
+    }
+    commit_and_settle(ledger, tx, &issue, &points).await
+}
+
+/// Commits a transaction that stored the signatures of `issue`, then counts them.
+async fn commit_and_settle(
+    ledger: &EhashLedger,
+    tx: Box<dyn cdk::cdk_database::MintTransaction<cdk::cdk_database::Error> + Send + Sync>,
+    issue: &[IssueEntry],
+    points: &[[u8; 33]],
+) -> Result<(), String> {
+    // A failed commit may still have reached the disk: the write-ahead rows stay and the next
+    // start counts whatever CDK holds.
+    let commit_started = Instant::now();
+    tx.commit().await.map_err(|e| e.to_string())?;
+    ledger
+        .counters
+        .latency
+        .db_commit
+        .observe(commit_started.elapsed().as_secs_f64());
+    if let Err(e) = ledger.epochs().settle_issue(issue, points).await {
+        tracing::error!(error = %e, "issuance not settled; counted at the next start");
+    }
+    Ok(())
+}
+
+fn issue_entry(s: &Signed) -> IssueEntry {
+    (
+        s.message.blinded_secret.to_bytes(),
+        s.message.keyset_id.to_string(),
+        u64::from(s.message.amount),
+    )
+}
+
+/// Looks up which messages were signed before, and stores the signatures of the others.
+async fn store_checked(
+    ledger: &EhashLedger,
+    items: &[Signed],
+) -> Result<Vec<Option<BlindSignature>>, String> {
     let db = ledger.mint().localstore();
     let mut tx = db.begin_transaction().await.map_err(|e| e.to_string())?;
     let points: Vec<PublicKey> = items.iter().map(|s| s.message.blinded_secret).collect();
@@ -161,16 +228,7 @@ async fn store(
         .filter(|(_, old)| old.is_none())
         .map(|(s, _)| s)
         .collect();
-    let issue: Vec<IssueEntry> = fresh
-        .iter()
-        .map(|s| {
-            (
-                s.message.blinded_secret.to_bytes(),
-                s.message.keyset_id.to_string(),
-                u64::from(s.message.amount),
-            )
-        })
-        .collect();
+    let issue: Vec<IssueEntry> = fresh.iter().map(|s| issue_entry(s)).collect();
     let issue_points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
     // The write-ahead rows: if the mint dies between CDK's commit and the settlement below,
     // the next start counts what CDK holds of them, so issuance is counted exactly once.
@@ -189,18 +247,7 @@ async fn store(
             return Err(abandon(ledger, &issue_points, e.to_string()).await);
         }
     }
-    // A failed commit may still have reached the disk: the write-ahead rows stay and the next
-    // start counts whatever CDK holds.
-    let commit_started = Instant::now();
-    tx.commit().await.map_err(|e| e.to_string())?;
-    ledger
-        .counters
-        .latency
-        .db_commit
-        .observe(commit_started.elapsed().as_secs_f64());
-    if let Err(e) = ledger.epochs().settle_issue(&issue, &issue_points).await {
-        tracing::error!(error = %e, "issuance not settled; counted at the next start");
-    }
+    commit_and_settle(ledger, tx, &issue, &issue_points).await?;
     Ok(existing)
 }
 
