@@ -155,23 +155,21 @@ async fn store(
 
 /// Stores every item's signature, or nothing (an error) if any message was stored before.
 async fn store_all_new(ledger: &EhashLedger, items: &[Signed]) -> Result<(), String> {
-    let issue: Vec<IssueEntry> = items.iter().map(issue_entry).collect();
-    let points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
-    ledger
-        .epochs()
-        .begin_issue(&issue)
-        .await
-        .map_err(|e| e.to_string())?;
     let db = ledger.mint().localstore();
-    let mut tx = match db.begin_transaction().await {
-        Ok(tx) => tx,
-        Err(e) => return Err(abandon(ledger, &points, e.to_string()).await),
-    };
+    let mut tx = db.begin_transaction().await.map_err(|e| e.to_string())?;
     let messages: Vec<PublicKey> = items.iter().map(|s| s.message.blinded_secret).collect();
     let signatures: Vec<BlindSignature> = items.iter().map(|s| s.signature.clone()).collect();
     if let Err(e) = tx.add_blind_signatures(&messages, &signatures, None).await {
         let _ = tx.rollback().await;
-        return Err(abandon(ledger, &points, e.to_string()).await);
+        return Err(e.to_string());
+    }
+    // Only now, with every message known to be new, the write-ahead rows: a row for a message
+    // stored before would count it again at the next start.
+    let issue: Vec<IssueEntry> = items.iter().map(issue_entry).collect();
+    let points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
+    if let Err(e) = ledger.epochs().begin_issue(&issue).await {
+        let _ = tx.rollback().await;
+        return Err(e.to_string());
     }
     commit_and_settle(ledger, tx, &issue, &points).await
 }
