@@ -147,8 +147,13 @@ async fn store(
     // New shares carry new messages: storing them all at once is the usual case, and needs no
     // look-up first. A replay, or any failure (a message stored before, another mint process
     // on the same database), takes the path that looks first.
-    if !items.iter().any(|s| s.job.replay) && store_all_new(ledger, items).await.is_ok() {
-        return Ok(vec![None; items.len()]);
+    if !items.iter().any(|s| s.job.replay) {
+        match store_all_new(ledger, items).await {
+            Ok(()) => return Ok(vec![None; items.len()]),
+            Err(e) => {
+                tracing::debug!(error = %e, batch = items.len(), "batch not stored as all new; looking up what was stored before")
+            }
+        }
     }
     store_checked(ledger, items).await
 }

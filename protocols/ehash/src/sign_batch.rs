@@ -75,13 +75,22 @@ fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], BatchError> {
     bytes.try_into().map_err(|_| BatchError::Field)
 }
 
-fn wrap(
+/// Packs 1..=`max` items of `size` bytes each (written by `write`) with their keyset.
+fn pack_records<T>(
     keyset_id: &[u8],
-    records: Vec<u8>,
-    count: usize,
+    items: &[T],
+    (size, max): (usize, usize),
+    write: impl Fn(&T, &mut Vec<u8>),
 ) -> Result<(B0255Owned, B064KOwned), BatchError> {
+    if items.is_empty() || items.len() > max {
+        return Err(BatchError::Count(items.len()));
+    }
+    let mut records = Vec::with_capacity(items.len() * size);
+    for item in items {
+        write(item, &mut records);
+    }
     let keyset_id = B0255Owned::try_from(keyset_id.to_vec()).map_err(|_| BatchError::Field)?;
-    let records = B064KOwned::try_from(records).map_err(|_| BatchError::Count(count))?;
+    let records = B064KOwned::try_from(records).map_err(|_| BatchError::Count(items.len()))?;
     Ok((keyset_id, records))
 }
 
@@ -96,17 +105,13 @@ fn chunks(bytes: &[u8], size: usize) -> Result<std::slice::ChunksExact<'_, u8>, 
 impl SignRequests {
     /// Packs 1..=[`MAX_REQUESTS`] requests of one keyset.
     pub fn pack(keyset_id: &[u8], requests: &[RequestRecord]) -> Result<Self, BatchError> {
-        if requests.is_empty() || requests.len() > MAX_REQUESTS {
-            return Err(BatchError::Count(requests.len()));
-        }
-        let mut records = Vec::with_capacity(requests.len() * REQUEST_RECORD_SIZE);
-        for r in requests {
-            records.extend_from_slice(&r.request_id.to_le_bytes());
-            records.extend_from_slice(&r.amount.to_le_bytes());
-            records.push(u8::from(r.replay));
-            records.extend_from_slice(&r.blinded);
-        }
-        let (keyset_id, records) = wrap(keyset_id, records, requests.len())?;
+        let size = (REQUEST_RECORD_SIZE, MAX_REQUESTS);
+        let (keyset_id, records) = pack_records(keyset_id, requests, size, |r, out| {
+            out.extend_from_slice(&r.request_id.to_le_bytes());
+            out.extend_from_slice(&r.amount.to_le_bytes());
+            out.push(u8::from(r.replay));
+            out.extend_from_slice(&r.blinded);
+        })?;
         Ok(Self { keyset_id, records })
     }
 
@@ -132,17 +137,13 @@ impl SignRequests {
 impl SignResponses {
     /// Packs 1..=[`MAX_RESPONSES`] signatures of one keyset.
     pub fn pack(keyset_id: &[u8], responses: &[ResponseRecord]) -> Result<Self, BatchError> {
-        if responses.is_empty() || responses.len() > MAX_RESPONSES {
-            return Err(BatchError::Count(responses.len()));
-        }
-        let mut records = Vec::with_capacity(responses.len() * RESPONSE_RECORD_SIZE);
-        for r in responses {
-            records.extend_from_slice(&r.request_id.to_le_bytes());
-            records.extend_from_slice(&r.signature);
-            records.extend_from_slice(&r.dleq_e);
-            records.extend_from_slice(&r.dleq_s);
-        }
-        let (keyset_id, records) = wrap(keyset_id, records, responses.len())?;
+        let size = (RESPONSE_RECORD_SIZE, MAX_RESPONSES);
+        let (keyset_id, records) = pack_records(keyset_id, responses, size, |r, out| {
+            out.extend_from_slice(&r.request_id.to_le_bytes());
+            out.extend_from_slice(&r.signature);
+            out.extend_from_slice(&r.dleq_e);
+            out.extend_from_slice(&r.dleq_s);
+        })?;
         Ok(Self { keyset_id, records })
     }
 
