@@ -277,8 +277,7 @@ fn outcome_batch_frames(
     outcomes: impl Iterator<Item = SignOutcome>,
 ) -> Vec<Result<sv2_io::Frame, String>> {
     let mut frames = Vec::new();
-    // Almost always one keyset; two around an epoch change.
-    let mut by_keyset: Vec<(cdk::nuts::Id, Vec<ResponseRecord>)> = Vec::new();
+    let mut signed = Vec::new();
     for outcome in outcomes {
         let (request_id, signature) = match outcome {
             SignOutcome::Signed {
@@ -300,15 +299,9 @@ fn outcome_batch_frames(
             dleq_e: dleq.e.to_secret_bytes(),
             dleq_s: dleq.s.to_secret_bytes(),
         };
-        match by_keyset
-            .iter_mut()
-            .find(|(k, _)| *k == signature.keyset_id)
-        {
-            Some((_, records)) => records.push(record),
-            None => by_keyset.push((signature.keyset_id, vec![record])),
-        }
+        signed.push((signature.keyset_id, record));
     }
-    for (keyset, records) in by_keyset {
+    for (keyset, records) in batch::group_by_keyset(signed) {
         let keyset = keyset.to_bytes();
         for chunk in records.chunks(batch::MAX_RESPONSES) {
             frames.push(

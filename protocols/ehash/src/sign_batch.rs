@@ -94,6 +94,21 @@ fn pack_records<T>(
     Ok((keyset_id, records))
 }
 
+/// Groups `(keyset, record)` pairs by keyset, keysets in first-seen order. A batch holds one
+/// keyset; what is queued together has one, or two around an epoch change.
+pub fn group_by_keyset<K: PartialEq, R>(
+    items: impl IntoIterator<Item = (K, R)>,
+) -> Vec<(K, Vec<R>)> {
+    let mut groups: Vec<(K, Vec<R>)> = Vec::new();
+    for (keyset, record) in items {
+        match groups.iter_mut().find(|(k, _)| *k == keyset) {
+            Some((_, records)) => records.push(record),
+            None => groups.push((keyset, vec![record])),
+        }
+    }
+    groups
+}
+
 /// The records of a batch, checked for count and size.
 fn chunks(bytes: &[u8], size: usize) -> Result<std::slice::ChunksExact<'_, u8>, BatchError> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(size) {
@@ -200,6 +215,12 @@ mod tests {
             binary_sv2::to_bytes(SignResponses::pack(&keyset, &responses).unwrap()).unwrap();
         let back: SignResponses = decode(&mut bytes).unwrap();
         assert_eq!(back.unpack().unwrap(), responses);
+    }
+
+    #[test]
+    fn records_are_grouped_by_keyset_in_first_seen_order() {
+        let groups = group_by_keyset([(2, 'a'), (1, 'b'), (2, 'c')]);
+        assert_eq!(groups, vec![(2, vec!['a', 'c']), (1, vec!['b'])]);
     }
 
     #[test]

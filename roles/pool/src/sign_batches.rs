@@ -34,17 +34,8 @@ impl Outgoing {
 
 /// `SignRequests` frames for `requests`: one per keyset and frame's worth, in order.
 pub fn request_frames(requests: &[Outgoing]) -> Vec<Result<sv2_io::Frame, String>> {
-    // Almost always one keyset; two around an epoch change.
-    let mut by_keyset: Vec<(&[u8], Vec<RequestRecord>)> = Vec::new();
-    for r in requests {
-        match by_keyset
-            .iter_mut()
-            .find(|(k, _)| *k == r.keyset_id.as_slice())
-        {
-            Some((_, records)) => records.push(r.record),
-            None => by_keyset.push((&r.keyset_id, vec![r.record])),
-        }
-    }
+    let by_keyset =
+        batch::group_by_keyset(requests.iter().map(|r| (r.keyset_id.as_slice(), r.record)));
     let mut frames = Vec::new();
     for (keyset, records) in by_keyset {
         for chunk in records.chunks(batch::MAX_REQUESTS) {
