@@ -193,7 +193,7 @@ impl EhashLedger {
             });
         }
         let seed = load_or_create_seed(&config.data_dir.join(SEED_FILE))?;
-        let (db, keys_db, store) = open_databases(config, settle_pending).await?;
+        let (db, keys_db, store) = open_databases(config).await?;
         let unit = CurrencyUnit::custom(EHASH_UNIT);
         let epoch_keys = EpochKeys::new(&seed, keys_db.clone(), unit.clone())?;
         // A mint with another seed would serve keys that do not match the keyset ids.
@@ -370,7 +370,6 @@ type KeysDatabase = Arc<dyn MintKeysDatabase<Err = cdk::cdk_database::Error> + S
 /// the PostgreSQL database of `database_url`.
 async fn open_databases(
     config: &MintConfig,
-    writer: bool,
 ) -> Result<(DynMintDatabase, KeysDatabase, Box<dyn EpochStore>), MintError> {
     match &config.database_url {
         None => {
@@ -381,16 +380,7 @@ async fn open_databases(
         Some(url) => {
             let pg = cdk_postgres::PgConfig::new(url, None, None, None);
             let db = Arc::new(cdk_postgres::MintPgDatabase::new(pg).await?);
-            // Write-ahead rows are this process's: named by its authority key, which stays
-            // the same across restarts and differs between mint processes.
-            let owner = if writer {
-                sv2_io::AuthorityKeypair::load_or_generate(&config.data_dir.join("authority.key"))?
-                    .public()
-                    .to_string()
-            } else {
-                "inspect".to_string()
-            };
-            let store = PgEpochStore::open(url, owner).await?;
+            let store = PgEpochStore::open(url).await?;
             Ok((db.clone(), db, Box::new(store)))
         }
     }

@@ -113,6 +113,10 @@ pub async fn start(config: MintConfig) -> Result<MintHandle, MintError> {
         ledger.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(epochs::receipts::sweep_until(
+        ledger.clone(),
+        shutdown.clone(),
+    )));
     let buyback = Arc::new(exchange::Buyback::new(
         config.buyback_discount_ppm,
         std::time::Duration::from_secs(config.buyback_quote_secs),

@@ -8,6 +8,7 @@ use cdk::nuts::{BlindedMessage, Id, Keys, SecretKey, SwapRequest};
 use cdk::secret::Secret;
 use cdk::Amount;
 use ehash_protocol::messages as m;
+use hashpool_mint::epochs::receipts::{self, IssueReceipt};
 use hashpool_mint::epochs::TipFacts;
 use hashpool_mint::{MintConfig, MintHandle, ShareSigner, SignJob, SignOutcome};
 use std::path::Path;
@@ -75,12 +76,15 @@ async fn post_swap(url: &str, request: &SwapRequest) -> u16 {
     r.status_code as u16
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_mints_on_one_database_never_sign_or_spend_twice() {
-    let url = hashpool_mint::testing::fresh_database("hp_it_two_mints")
+/// Two mints (same seed, data dirs `a` and `b` under a scratch root) on a fresh database.
+async fn two_mints(
+    database: &str,
+    scratch: &str,
+) -> (String, std::path::PathBuf, MintHandle, MintHandle) {
+    let url = hashpool_mint::testing::fresh_database(database)
         .await
         .expect("PostgreSQL test server (deploy/test-postgres.sh)");
-    let root = std::env::temp_dir().join(format!("hashpool-shared-pg-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!("{scratch}-{}", std::process::id()));
     let (dir_a, dir_b) = (root.join("a"), root.join("b"));
     let a = hashpool_mint::start(config(&dir_a, &url))
         .await
@@ -90,6 +94,12 @@ async fn two_mints_on_one_database_never_sign_or_spend_twice() {
     let b = hashpool_mint::start(config(&dir_b, &url))
         .await
         .expect("mint b");
+    (url, root, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_mints_on_one_database_never_sign_or_spend_twice() {
+    let (url, root, a, b) = two_mints("hp_it_two_mints", "hashpool-shared-pg").await;
     let keyset = a.ledger.active_keyset().expect("keyset");
     assert_eq!(b.ledger.active_keyset().expect("keyset"), keyset);
 
@@ -240,6 +250,58 @@ async fn two_mints_on_one_database_never_sign_or_spend_twice() {
     assert_ne!(statuses[1], 200, "the other is refused: {statuses:?}");
 
     a.shutdown().await;
+    b.shutdown().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Writes `receipt` to CDK's store the way a signer does, without settling it.
+async fn store_unsettled(ledger: &hashpool_mint::EhashLedger, receipt: &IssueReceipt) {
+    let mut tx = ledger
+        .mint()
+        .localstore()
+        .begin_transaction()
+        .await
+        .expect("tx");
+    let (ns, sub) = receipts::NAMESPACE;
+    tx.kv_write(ns, sub, &receipt.key, &receipt.encode())
+        .await
+        .expect("receipt");
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_mints_unsettled_issuance_is_counted_by_the_other_within_a_sweep() {
+    let (_url, root, a, b) = two_mints("hp_it_dead_mint_receipts", "hashpool-pg-receipts").await;
+    let keyset = a.ledger.active_keyset().expect("keyset").to_string();
+    let issued = |h: &MintHandle| h.ledger.epochs().issued_total();
+    let before = issued(&b);
+
+    // Mint a committed 32 on a lane and died before settling; long ago it had left another
+    // lane idle with 8 it never settled either.
+    let fresh = {
+        let lane = a.ledger.epochs().receipts().take();
+        lane.receipt_with([(keyset.clone(), 32)])
+    };
+    let mut stale = IssueReceipt {
+        key: format!("1-{}-9", "ab".repeat(8)),
+        ..fresh.clone()
+    };
+    stale.entries = vec![(keyset.clone(), 8)];
+    stale.written_ms = fresh.written_ms - 700_000;
+    store_unsettled(&a.ledger, &fresh).await;
+    store_unsettled(&a.ledger, &stale).await;
+    a.shutdown().await;
+
+    // One sweep of mint b counts both, once; only the long-idle lane is cleared (the other
+    // could still be a live mint's).
+    for _sweep in 0..2 {
+        b.ledger.epochs().sweep_receipts().await.expect("sweep");
+        b.ledger.epochs().refresh().await.expect("refresh");
+        assert_eq!(issued(&b), before + 32 + 8);
+    }
+    let (ns, sub) = receipts::NAMESPACE;
+    let left = b.ledger.mint().localstore().kv_list(ns, sub).await;
+    assert_eq!(left.expect("list"), vec![fresh.key.clone()]);
     b.shutdown().await;
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -7,6 +7,7 @@
 //! (rotations, found blocks, finality), and rotations run under the store's rotation lock.
 
 pub mod credits;
+pub mod receipts;
 pub mod report;
 pub mod store;
 
@@ -129,6 +130,7 @@ pub struct EpochBook {
     /// Serialises re-reads of a shared ledger, so an older snapshot never replaces a newer one.
     refresh: tokio::sync::Mutex<()>,
     announce: watch::Sender<Option<EpochAnnouncement>>,
+    receipts: receipts::ReceiptLanes,
 }
 
 fn now_secs() -> i64 {
@@ -177,6 +179,7 @@ impl EpochBook {
             rotation: Arc::new(RwLock::new(())),
             refresh: tokio::sync::Mutex::new(()),
             announce,
+            receipts: receipts::ReceiptLanes::default(),
         };
         book.recover(settle_pending).await?;
         Ok(book)
@@ -226,6 +229,7 @@ impl EpochBook {
         }
         if settle_pending {
             self.settle_pending().await?;
+            self.sweep_receipts().await?;
         }
         self.refresh().await
     }
@@ -271,7 +275,8 @@ impl EpochBook {
             .and_then(|k| k.parse().ok())
     }
 
-    /// Counts the signatures of a batch a crash interrupted, if CDK committed them. On a
+    /// Counts the signatures of a batch a crash interrupted, if CDK committed them, from the
+    /// rows versions before receipts wrote ahead of each batch. On a
     /// shared ledger the pending rows may also be other mints' batches in flight: only rows
     /// whose signature CDK holds are settled (counted once, whoever gets there first), none is
     /// dropped. Also run every few seconds there, for mints that died.
@@ -361,34 +366,27 @@ impl EpochBook {
         }
     }
 
-    /// Write-ahead of the signatures a batch is about to commit.
-    pub async fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), MintError> {
-        Ok(self.store.begin_issue(entries).await?)
-    }
-
-    /// Settles a batch (see [`store`]).
-    pub async fn settle_issue(
+    /// Adds amounts the store just counted to the epochs held here.
+    async fn count_settled<'a>(
         &self,
-        signed: &[IssueEntry],
-        all: &[[u8; 33]],
+        counted: impl Iterator<Item = (&'a str, u64)>,
     ) -> Result<(), MintError> {
-        let counted = self.store.settle_issue(signed, all).await?;
         if self.store.shared() {
             // Other processes count into the same rows: take the database's totals.
-            if !counted.is_empty() {
+            if counted.count() > 0 {
                 self.refresh().await?;
             }
             return Ok(());
         }
         let mut s = self.lock();
-        for (_, keyset, amount) in &counted {
+        for (keyset, amount) in counted {
             let epoch = keyset
                 .parse::<Id>()
                 .ok()
                 .and_then(|k| s.by_keyset.get(&k).copied());
             if let Some(e) = epoch {
                 if let Some(row) = s.epochs.get_mut(&e) {
-                    row.issued = row.issued.saturating_add(*amount);
+                    row.issued = row.issued.saturating_add(amount);
                 }
             }
         }

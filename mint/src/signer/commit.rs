@@ -3,7 +3,7 @@
 
 use super::signing::{Signed, SignedBatch};
 use super::{refuse, SignOutcome};
-use crate::epochs::store::IssueEntry;
+use crate::epochs::receipts;
 use crate::EhashLedger;
 use cdk::nuts::{BlindSignature, PublicKey};
 use ehash_protocol::messages as m;
@@ -161,52 +161,56 @@ async fn store(
 /// Stores every item's signature, or nothing (an error) if any message was stored before.
 async fn store_all_new(ledger: &EhashLedger, items: &[Signed]) -> Result<(), String> {
     let db = ledger.mint().localstore();
-    let mut tx = db.begin_transaction().await.map_err(|e| e.to_string())?;
-    let messages: Vec<PublicKey> = items.iter().map(|s| s.message.blinded_secret).collect();
-    let signatures: Vec<BlindSignature> = items.iter().map(|s| s.signature.clone()).collect();
-    if let Err(e) = tx.add_blind_signatures(&messages, &signatures, None).await {
-        let _ = tx.rollback().await;
-        return Err(e.to_string());
-    }
-    // Only now, with every message known to be new, the write-ahead rows: a row for a message
-    // stored before would count it again at the next start.
-    let issue: Vec<IssueEntry> = items.iter().map(issue_entry).collect();
-    let points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
-    if let Err(e) = ledger.epochs().begin_issue(&issue).await {
-        let _ = tx.rollback().await;
-        return Err(e.to_string());
-    }
-    commit_and_settle(ledger, tx, &issue, &points).await
+    let tx = db.begin_transaction().await.map_err(|e| e.to_string())?;
+    let fresh: Vec<&Signed> = items.iter().collect();
+    store_and_settle(ledger, tx, &fresh).await
 }
 
-/// Commits a transaction that stored the signatures of `issue`, then counts them.
-async fn commit_and_settle(
+/// Adds the signatures of `fresh` and their lane's receipt to `tx`, commits, then counts them.
+async fn store_and_settle(
     ledger: &EhashLedger,
-    tx: Box<dyn cdk::cdk_database::MintTransaction<cdk::cdk_database::Error> + Send + Sync>,
-    issue: &[IssueEntry],
-    points: &[[u8; 33]],
+    mut tx: Box<dyn cdk::cdk_database::MintTransaction<cdk::cdk_database::Error> + Send + Sync>,
+    fresh: &[&Signed],
 ) -> Result<(), String> {
-    // A failed commit may still have reached the disk: the write-ahead rows stay and the next
-    // start counts whatever CDK holds.
+    let mut lane = ledger.epochs().receipts().take();
+    let receipt = lane.receipt_with(
+        fresh
+            .iter()
+            .map(|s| (s.message.keyset_id.to_string(), u64::from(s.message.amount))),
+    );
+    let messages: Vec<PublicKey> = fresh.iter().map(|s| s.message.blinded_secret).collect();
+    let signatures: Vec<BlindSignature> = fresh.iter().map(|s| s.signature.clone()).collect();
+    let (ns, sub) = receipts::NAMESPACE;
+    // The receipt goes in the signatures' transaction: it says what CDK holds.
+    let added = match tx.add_blind_signatures(&messages, &signatures, None).await {
+        Ok(()) => tx.kv_write(ns, sub, &receipt.key, &receipt.encode()).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = added {
+        let _ = tx.rollback().await;
+        return Err(e.to_string());
+    }
     let commit_started = Instant::now();
-    tx.commit().await.map_err(|e| e.to_string())?;
+    if let Err(e) = tx.commit().await {
+        // It may still have reached the disk: the sweep settles whatever the lane holds.
+        lane.retire();
+        return Err(e.to_string());
+    }
+    lane.committed(&receipt);
     ledger
         .counters
         .latency
         .db_commit
         .observe(commit_started.elapsed().as_secs_f64());
-    if let Err(e) = ledger.epochs().settle_issue(issue, points).await {
-        tracing::error!(error = %e, "issuance not settled; counted at the next start");
+    let settled = ledger
+        .epochs()
+        .settle_receipts(std::slice::from_ref(&receipt), &[])
+        .await;
+    if let Err(e) = settled {
+        // The lane's next settlement, or the sweep, counts it: totals are cumulative.
+        tracing::error!(error = %e, receipt = %receipt.key, "issuance not settled yet");
     }
     Ok(())
-}
-
-fn issue_entry(s: &Signed) -> IssueEntry {
-    (
-        s.message.blinded_secret.to_bytes(),
-        s.message.keyset_id.to_string(),
-        u64::from(s.message.amount),
-    )
 }
 
 /// Looks up which messages were signed before, and stores the signatures of the others.
@@ -231,33 +235,10 @@ async fn store_checked(
         .filter(|(_, old)| old.is_none())
         .map(|(s, _)| s)
         .collect();
-    let issue: Vec<IssueEntry> = fresh.iter().map(|s| issue_entry(s)).collect();
-    let issue_points: Vec<[u8; 33]> = issue.iter().map(|(b, _, _)| *b).collect();
-    // The write-ahead rows: if the mint dies between CDK's commit and the settlement below,
-    // the next start counts what CDK holds of them, so issuance is counted exactly once.
-    if let Err(e) = ledger.epochs().begin_issue(&issue).await {
+    if fresh.is_empty() {
         let _ = tx.rollback().await;
-        return Err(e.to_string());
+        return Ok(existing);
     }
-    if !fresh.is_empty() {
-        let fresh_points: Vec<PublicKey> = fresh.iter().map(|s| s.message.blinded_secret).collect();
-        let signatures: Vec<BlindSignature> = fresh.iter().map(|s| s.signature.clone()).collect();
-        if let Err(e) = tx
-            .add_blind_signatures(&fresh_points, &signatures, None)
-            .await
-        {
-            let _ = tx.rollback().await;
-            return Err(abandon(ledger, &issue_points, e.to_string()).await);
-        }
-    }
-    commit_and_settle(ledger, tx, &issue, &issue_points).await?;
+    store_and_settle(ledger, tx, &fresh).await?;
     Ok(existing)
-}
-
-/// Drops the write-ahead rows of a batch that stored nothing; returns the batch's error.
-async fn abandon(ledger: &EhashLedger, points: &[[u8; 33]], error: String) -> String {
-    if let Err(e) = ledger.epochs().settle_issue(&[], points).await {
-        tracing::error!(error = %e, "write-ahead rows left for the next start");
-    }
-    error
 }

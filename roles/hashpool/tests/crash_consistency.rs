@@ -142,7 +142,7 @@ async fn sigkilled_roles_never_lose_or_double_a_token() {
         unacked <= 10 * KILLS_PER_ROLE as u64,
         "{unacked} signed shares never acknowledged: more than the pool kills explain"
     );
-    // The epoch ledger's own count (write-ahead, settled after each SIGKILL) agrees with CDK's.
+    // The epoch ledger's own count (issue receipts, settled after each SIGKILL) agrees with CDK's.
     assert_eq!(
         u(&mint, "epochs_issued"),
         issued,

@@ -2,13 +2,14 @@
 //! found blocks, and fixed rates. Two backends: SQLite in the data directory (one mint process)
 //! and PostgreSQL next to CDK's tables (several mint processes on one database).
 //!
-//! Issuance is counted with a write-ahead step, because it must agree with CDK's signature
-//! table, which CDK commits in its own transaction: the signer records the blinded messages it
-//! is about to sign (`begin_issue`), commits the signatures in CDK, then settles them here
-//! (moving their amounts into the epoch's `issued`). After a crash, pending rows whose
-//! signature CDK has are settled and the others dropped, so `issued` never misses nor doubles a
-//! signature. On a shared ledger any mint may count a pending row whose signature CDK holds
-//! (see `postgres`), so a mint that died mid-batch is accounted for by the others.
+//! Issuance is counted from issue receipts (see [`super::receipts`]): running totals the
+//! signer stores with each batch of signatures in CDK's transaction, and settles here. Settling
+//! counts what a receipt's totals add to its mark (the totals counted before) and raises the
+//! mark, so settling twice counts once. A mark is forgotten only after its receipt left CDK's
+//! store, so no total is ever counted twice.
+//!
+//! Versions before receipts wrote a row per blinded message here before CDK's commit
+//! (`pending_issue`); rows a crash left behind are still settled against CDK at start.
 
 pub mod postgres;
 pub mod sqlite;
@@ -82,7 +83,10 @@ pub struct BlockRow {
 /// A signature about to be committed: (B_, keyset id text, amount).
 pub type IssueEntry = ([u8; 33], String, u64);
 
-/// Held while an epoch rotation runs; other mint processes on the same ledger wait for it.
+pub use super::receipts::{IssueReceipt, ReceiptEntry};
+
+/// Held while an epoch rotation (or a receipt sweep) runs; other mint processes on the same
+/// ledger wait for it (or skip their sweep).
 pub struct RotationLock {
     _held: Option<Box<dyn Send + Sync>>,
 }
@@ -126,10 +130,27 @@ pub trait EpochStore: Send + Sync {
     /// Fixes the credit of `epoch`; the first credit fixed stays.
     async fn finalize(&self, epoch: u32, credit_msat: u64, now: i64) -> Result<(), StoreError>;
 
-    /// Write-ahead of a signing batch.
+    /// Writes the rows versions before receipts wrote ahead of a signing batch.
+    #[cfg(test)]
     async fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), StoreError>;
 
-    /// Settles a batch: `signed` are the entries CDK committed (their amounts count as issued
+    /// Counts what each receipt's totals add to its mark into the epochs of their keysets,
+    /// and forgets the marks of `forget` (receipts gone from CDK's store), in one transaction.
+    /// Returns the amounts counted now. May return before it is durable: see
+    /// [`EpochStore::sync`].
+    async fn settle_receipts(
+        &self,
+        receipts: &[IssueReceipt],
+        forget: &[String],
+    ) -> Result<Vec<ReceiptEntry>, StoreError>;
+
+    /// Makes every settlement so far durable.
+    async fn sync(&self) -> Result<(), StoreError>;
+
+    /// Excludes other mint processes' receipt sweeps until dropped; `None` if one is running.
+    async fn sweep_lock(&self) -> Result<Option<RotationLock>, StoreError>;
+
+    /// Settles rows written before receipts: `signed` are the entries CDK committed (their amounts count as issued
     /// to the epoch of their keyset); every other pending entry of `all` is dropped. An entry
     /// counts only if its pending row is still there, so settling twice counts once. Returns
     /// the entries counted now.
@@ -210,25 +231,65 @@ mod tests {
         );
     }
 
+    fn receipt(key: &str, entries: &[(&str, u64)]) -> IssueReceipt {
+        IssueReceipt {
+            key: key.into(),
+            written_ms: 1,
+            entries: entries.iter().map(|(k, a)| (k.to_string(), *a)).collect(),
+        }
+    }
+
+    /// A receipt's totals count once, whoever settles them how often, until forgotten.
+    async fn receipts_are_counted_once(one: &dyn EpochStore, two: &dyn EpochStore) {
+        let base = one.epochs().await.unwrap()[0].issued;
+        let a = receipt("1-aa-0", &[("k0", 5)]);
+        let counted = one
+            .settle_receipts(std::slice::from_ref(&a), &[])
+            .await
+            .unwrap();
+        assert_eq!(counted, vec![("k0".to_string(), 5)]);
+        // The lane stored more; its signer and a sweep (of this mint or another) both settle
+        // the new total, and an older total comes late: only the 7 added count.
+        let a2 = receipt("1-aa-0", &[("k0", 12)]);
+        let b = receipt("1-aa-1", &[("k0", 3), ("k1", 0)]);
+        let counted = two.settle_receipts(&[a2.clone(), b.clone()], &[]).await;
+        assert_eq!(
+            counted.unwrap(),
+            vec![("k0".to_string(), 7), ("k0".to_string(), 3)]
+        );
+        assert!(one
+            .settle_receipts(&[a2, a, b], &[])
+            .await
+            .unwrap()
+            .is_empty());
+        one.sync().await.unwrap();
+        // Forgotten once CDK let go of the receipts (lane keys are never reused).
+        let gone = ["1-aa-0".to_string(), "1-aa-1".to_string()];
+        assert!(two.settle_receipts(&[], &gone).await.unwrap().is_empty());
+        assert_eq!(one.epochs().await.unwrap()[0].issued, base + 15);
+        assert!(one.sweep_lock().await.unwrap().is_some());
+    }
+
     #[tokio::test]
     async fn sqlite_counts_issuance_once() {
         let dir = std::env::temp_dir().join(format!("epoch-store-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = SqliteEpochStore::open(&dir.join("epochs.sqlite")).unwrap();
         issuance_is_counted_once_whoever_settles(&store).await;
+        receipts_are_counted_once(&store, &store).await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
-    async fn postgres_counts_issuance_once_and_per_owner() {
+    async fn postgres_counts_issuance_once_across_mints() {
         let url = crate::testing::fresh_database("hp_unit_epoch_store")
             .await
             .unwrap();
-        let one = PgEpochStore::open(&url, "mint-one".into()).await.unwrap();
+        let one = PgEpochStore::open(&url).await.unwrap();
         issuance_is_counted_once_whoever_settles(&one).await;
         // Two mints sent the same blinded message: the one whose CDK commit lost releases its
         // claim, which must not take the winner's with it; the winner counts it once.
-        let two = PgEpochStore::open(&url, "mint-two".into()).await.unwrap();
+        let two = PgEpochStore::open(&url).await.unwrap();
         let x = entry(9, "k0", 16);
         one.begin_issue(std::slice::from_ref(&x)).await.unwrap();
         two.begin_issue(std::slice::from_ref(&x)).await.unwrap();
@@ -265,6 +326,12 @@ mod tests {
         assert_eq!(counted.unwrap(), vec![y.clone()]);
         assert!(one.pending_issue().await.unwrap().is_empty());
         assert_eq!(one.epochs().await.unwrap()[0].issued, 64 + 16 + 32 + 4);
+        receipts_are_counted_once(&one, &two).await;
+        // One receipt sweep at a time across mints.
+        let sweeping = one.sweep_lock().await.unwrap();
+        assert!(sweeping.is_some());
+        assert!(two.sweep_lock().await.unwrap().is_none());
+        drop(sweeping);
         // The rotation lock excludes the other process until dropped.
         let held = one.rotation_lock().await.unwrap();
         let waiting = tokio::spawn(async move { two.rotation_lock().await.map(|_| ()) });

@@ -1,15 +1,16 @@
 //! The epoch ledger on PostgreSQL, in the mint's database next to CDK's tables (`ehash_*`), so
 //! several mint processes share it. Counters move with `issued = issued + n` in the database,
-//! and epoch rotations are serialised by a session advisory lock.
+//! and epoch rotations (and receipt sweeps) are serialised by session advisory locks.
 //!
-//! A write-ahead row is one per blinded message, whichever mints claimed it: it counts the
-//! batches that did (a resend can put one message in two batches, of one mint or of two), and
-//! a message counts as issued only by deleting its row. So the batch whose CDK commit won, a
-//! batch that lost (it releases its claim), and any mint sweeping up after one that died
-//! (it counts rows whose signature CDK has) together count each signature exactly once. The
-//! owner column (the claiming mint's key) is for operators only.
+//! Issue receipts are marked with the total counted so far in `ehash_receipt_mark`; a mint
+//! settling a receipt locks its mark, so two mints never count the same part twice. Versions before receipts wrote a row per blinded message
+//! (`ehash_pending_issue`), one whichever mints claimed it, counted by deleting it; rows a
+//! crash left are still settled by the running mints.
 
-use super::{i64_of, u64_of, BlockRow, EpochRow, EpochStore, IssueEntry, RotationLock, StoreError};
+use super::{
+    i64_of, u64_of, BlockRow, EpochRow, EpochStore, IssueEntry, IssueReceipt, ReceiptEntry,
+    RotationLock, StoreError,
+};
 use postgres_native_tls::MakeTlsConnector;
 use std::collections::{BTreeMap, HashSet};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
@@ -19,6 +20,7 @@ use tokio_postgres::{Client, Config, NoTls};
 /// Advisory lock keys (`hashtext` of these names).
 const SCHEMA_LOCK: &str = "hashpool:epoch-ledger-schema";
 const ROTATION_LOCK: &str = "hashpool:epoch-rotation";
+const SWEEP_LOCK: &str = "hashpool:receipt-sweep";
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS ehash_epoch (
@@ -46,6 +48,12 @@ const SCHEMA: &str = "
         keyset_id TEXT NOT NULL,
         amount BIGINT NOT NULL,
         claims INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE IF NOT EXISTS ehash_receipt_mark (
+        key TEXT NOT NULL,
+        keyset_id TEXT NOT NULL,
+        counted BIGINT NOT NULL,
+        PRIMARY KEY (key, keyset_id)
     );";
 
 /// How to reach the server: TLS as the URL's `sslmode` asks (`disable`, `prefer`, `require`;
@@ -60,7 +68,6 @@ enum Tls {
 pub struct PgEpochStore {
     config: Config,
     tls: Tls,
-    owner: String,
     client: Mutex<Option<Client>>,
 }
 
@@ -69,8 +76,8 @@ fn u32_of(v: i64) -> u32 {
 }
 
 impl PgEpochStore {
-    /// Connects to `url`, creates the tables if needed; `owner` names this mint process.
-    pub async fn open(url: &str, owner: String) -> Result<Self, StoreError> {
+    /// Connects to `url`, creates the tables if needed.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
         let config: Config = url.parse()?;
         let tls = match config.get_ssl_mode() {
             SslMode::Disable => Tls::Off,
@@ -84,7 +91,6 @@ impl PgEpochStore {
         let store = Self {
             config,
             tls,
-            owner,
             client: Mutex::new(None),
         };
         {
@@ -215,6 +221,7 @@ impl EpochStore for PgEpochStore {
         Ok(())
     }
 
+    #[cfg(test)]
     async fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -232,7 +239,7 @@ impl EpochStore for PgEpochStore {
              SELECT $1, b, k, a FROM UNNEST($2::bytea[], $3::text[], $4::bigint[]) AS t(b, k, a)
              ON CONFLICT (blinded) DO UPDATE SET keyset_id = EXCLUDED.keyset_id,
                  amount = EXCLUDED.amount, claims = ehash_pending_issue.claims + 1",
-            &[&self.owner, &blinded, &keysets, &amounts],
+            &[&"legacy", &blinded, &keysets, &amounts],
         )
         .await?;
         Ok(())
@@ -356,6 +363,72 @@ impl EpochStore for PgEpochStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn settle_receipts(
+        &self,
+        receipts: &[IssueReceipt],
+        forget: &[String],
+    ) -> Result<Vec<ReceiptEntry>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let mut counted = Vec::new();
+        for r in receipts {
+            for (keyset, total) in &r.entries {
+                // The mark's row is locked until commit: of two mints settling one receipt,
+                // the second sees the first's mark.
+                tx.execute(
+                    "INSERT INTO ehash_receipt_mark (key, keyset_id, counted) VALUES ($1, $2, 0)
+                     ON CONFLICT DO NOTHING",
+                    &[&r.key, keyset],
+                )
+                .await?;
+                let before: i64 = tx
+                    .query_one(
+                        "SELECT counted FROM ehash_receipt_mark
+                         WHERE key = $1 AND keyset_id = $2 FOR UPDATE",
+                        &[&r.key, keyset],
+                    )
+                    .await?
+                    .try_get(0)?;
+                let fresh = total.saturating_sub(u64_of(before));
+                if fresh > 0 {
+                    tx.execute(
+                        "UPDATE ehash_receipt_mark SET counted = $3 WHERE key = $1 AND keyset_id = $2",
+                        &[&r.key, keyset, &i64_of(*total)],
+                    )
+                    .await?;
+                    tx.execute(
+                        "UPDATE ehash_epoch SET issued = issued + $2 WHERE keyset_id = $1",
+                        &[keyset, &i64_of(fresh)],
+                    )
+                    .await?;
+                    counted.push((keyset.clone(), fresh));
+                }
+            }
+        }
+        if !forget.is_empty() {
+            tx.execute(
+                "DELETE FROM ehash_receipt_mark WHERE key = ANY($1)",
+                &[&forget],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(counted)
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        // Every commit here was durable when it returned.
+        Ok(())
+    }
+
+    async fn sweep_lock(&self) -> Result<Option<RotationLock>, StoreError> {
+        let c = self.connect().await?;
+        let row = c
+            .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&SWEEP_LOCK])
+            .await?;
+        Ok(row.try_get::<_, bool>(0)?.then(|| RotationLock::holding(c)))
     }
 
     async fn rotation_lock(&self) -> Result<RotationLock, StoreError> {

@@ -1,8 +1,11 @@
-//! The epoch ledger on SQLite (`epochs.sqlite`, WAL, `synchronous=FULL`), owned by one mint
-//! process.
+//! The epoch ledger on SQLite (`epochs.sqlite`, WAL, `synchronous=FULL` except settlements),
+//! owned by one mint process.
 
-use super::{i64_of, u64_of, BlockRow, EpochRow, EpochStore, IssueEntry, RotationLock, StoreError};
-use rusqlite::{params, Connection};
+use super::{
+    i64_of, u64_of, BlockRow, EpochRow, EpochStore, IssueEntry, IssueReceipt, ReceiptEntry,
+    RotationLock, StoreError,
+};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -46,7 +49,14 @@ impl SqliteEpochStore {
                  blinded BLOB PRIMARY KEY,
                  keyset_id TEXT NOT NULL,
                  amount INTEGER NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS receipt_mark (
+                 key TEXT NOT NULL,
+                 keyset_id TEXT NOT NULL,
+                 counted INTEGER NOT NULL,
+                 PRIMARY KEY (key, keyset_id)
+             );
+             CREATE TABLE IF NOT EXISTS ledger_meta (name TEXT PRIMARY KEY, value INTEGER);",
         )
         .map_err(err)?;
         Ok(Self {
@@ -144,6 +154,7 @@ impl EpochStore for SqliteEpochStore {
         })
     }
 
+    #[cfg(test)]
     async fn begin_issue(&self, entries: &[IssueEntry]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -168,15 +179,31 @@ impl EpochStore for SqliteEpochStore {
         signed: &[IssueEntry],
         all: &[[u8; 33]],
     ) -> Result<Vec<IssueEntry>, StoreError> {
+        self.with(|db| unflushed(db, |db| settle_rows(db, signed, all)))
+    }
+
+    async fn settle_receipts(
+        &self,
+        receipts: &[IssueReceipt],
+        forget: &[String],
+    ) -> Result<Vec<ReceiptEntry>, StoreError> {
+        self.with(|db| unflushed(db, |db| settle_receipt_rows(db, receipts, forget)))
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        // A write under `synchronous=FULL` flushes the log, and with it every commit before.
         self.with(|db| {
-            // Not flushed to disk on its own: the next batch's write-ahead commit (FULL) flushes
-            // the log up to it. A settlement lost to a power cut leaves its rows pending, and
-            // the next start settles them against CDK again — counted once either way.
-            db.pragma_update(None, "synchronous", "NORMAL")?;
-            let settled = settle_rows(db, signed, all);
-            db.pragma_update(None, "synchronous", "FULL")?;
-            settled
+            db.execute(
+                "INSERT INTO ledger_meta (name, value) VALUES ('synced', 1)
+                 ON CONFLICT(name) DO UPDATE SET value = value + 1",
+                [],
+            )
+            .map(|_| ())
         })
+    }
+
+    async fn sweep_lock(&self) -> Result<Option<RotationLock>, StoreError> {
+        Ok(Some(RotationLock::local()))
     }
 
     async fn pending_issue(&self) -> Result<Vec<IssueEntry>, StoreError> {
@@ -237,6 +264,58 @@ impl EpochStore for SqliteEpochStore {
             .map(|_| ())
         })
     }
+}
+
+/// Runs `f` without flushing its commit: a settlement lost to a power cut leaves its receipt
+/// (or legacy rows) in CDK's store, and the next start settles it again — counted once either
+/// way. [`EpochStore::sync`] flushes before anything that relies on it.
+fn unflushed<T>(
+    db: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    let out = f(db);
+    db.pragma_update(None, "synchronous", "FULL")?;
+    out
+}
+
+fn settle_receipt_rows(
+    db: &mut Connection,
+    receipts: &[IssueReceipt],
+    forget: &[String],
+) -> rusqlite::Result<Vec<ReceiptEntry>> {
+    let tx = db.transaction()?;
+    let mut counted = Vec::new();
+    {
+        let mut mark = tx
+            .prepare_cached("SELECT counted FROM receipt_mark WHERE key = ?1 AND keyset_id = ?2")?;
+        let mut remark = tx.prepare_cached(
+            "INSERT INTO receipt_mark (key, keyset_id, counted) VALUES (?1, ?2, ?3)
+             ON CONFLICT(key, keyset_id) DO UPDATE SET counted = excluded.counted",
+        )?;
+        let mut add =
+            tx.prepare_cached("UPDATE epoch SET issued = issued + ?2 WHERE keyset_id = ?1")?;
+        let mut unmark = tx.prepare_cached("DELETE FROM receipt_mark WHERE key = ?1")?;
+        for r in receipts {
+            for (keyset, total) in &r.entries {
+                let before: i64 = mark
+                    .query_row(params![&r.key, keyset], |row| row.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                let fresh = total.saturating_sub(u64_of(before));
+                if fresh > 0 {
+                    remark.execute(params![&r.key, keyset, i64_of(*total)])?;
+                    add.execute(params![keyset, i64_of(fresh)])?;
+                    counted.push((keyset.clone(), fresh));
+                }
+            }
+        }
+        for key in forget {
+            unmark.execute([key])?;
+        }
+    }
+    tx.commit()?;
+    Ok(counted)
 }
 
 fn settle_rows(
