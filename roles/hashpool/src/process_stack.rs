@@ -70,7 +70,7 @@ impl RoleProcesses {
     }
 
     /// Writes a fast devnet into `dir` (`devnet init`: ports from `port_base`, 2 s blocks,
-    /// 600 shares per minute) and starts all five roles, 300 ms apart.
+    /// 600 shares per minute) and starts all five roles, one after the other.
     pub async fn start_fast_devnet(
         binary: &Path,
         dir: &Path,
@@ -93,7 +93,7 @@ impl RoleProcesses {
         Self::start_fast_devnet_from_configs(binary, dir, log_filter).await
     }
 
-    /// Starts all five roles from the configs already in `dir`, 300 ms apart.
+    /// Starts all five roles from the configs already in `dir`, one after the other.
     pub async fn start_fast_devnet_from_configs(
         binary: &Path,
         dir: &Path,
@@ -111,7 +111,8 @@ impl RoleProcesses {
         self.spawn_as(role, role)
     }
 
-    /// Starts the roles one after the other, 300 ms apart (each finds its peers up).
+    /// Starts the roles one after the other, each once it logged that it started (or 300 ms
+    /// apart when the log filter hides that), so each finds its peers up.
     pub async fn spawn_in_order(&mut self, roles: &[&str]) -> Result<(), ProcessError> {
         let named: Vec<(&str, &str)> = roles.iter().map(|r| (*r, *r)).collect();
         self.spawn_named_in_order(&named).await
@@ -122,9 +123,21 @@ impl RoleProcesses {
         &mut self,
         named: &[(&str, &str)],
     ) -> Result<(), ProcessError> {
+        // Only a default level of info or finer shows every role's "started" line.
+        let default_level = self.log_filter.split(',').find(|d| !d.contains('='));
+        let logs_start = matches!(
+            default_level.map(str::trim),
+            Some("info" | "debug" | "trace")
+        );
         for (name, role) in named {
+            let log = self.dir.join(format!("{name}.log"));
+            let before = std::fs::metadata(&log).map_or(0, |m| m.len());
             self.spawn_as(name, role)?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            if logs_start {
+                wait_for_start(&log, before).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
         }
         Ok(())
     }
@@ -233,4 +246,33 @@ pub fn free_port_base(seed: u64) -> Option<u16> {
         }
     }
     None
+}
+
+/// What each role logs once it serves (CDK logs other "... started" lines before).
+const ROLE_STARTED: [&str; 7] = [
+    "mint started",
+    "pool started",
+    "template provider started",
+    "translator started",
+    "miner started",
+    "jd-server started",
+    "jd-client started",
+];
+
+/// Waits (20 s at most) until `log` has a role's "started" line after byte `from`.
+async fn wait_for_start(log: &Path, from: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::Instant::now() < deadline {
+        let started = std::fs::read(log).ok().is_some_and(|bytes| {
+            let new = bytes
+                .get(usize::try_from(from).unwrap_or(0)..)
+                .unwrap_or(&[]);
+            let text = String::from_utf8_lossy(new);
+            ROLE_STARTED.iter().any(|line| text.contains(line))
+        });
+        if started {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
