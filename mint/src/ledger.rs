@@ -85,15 +85,14 @@ pub async fn sample_sign_rate(
 }
 
 /// On a shared database: re-reads the epoch ledger every second, so this mint sees the other
-/// mints' rotations, issuance and blocks (and announces a rotation to its pools), and every
-/// 5 s counts signatures a dead mint committed but never settled.
+/// mints' rotations, issuance and blocks (and announces a rotation to its pools). What dead
+/// mints left uncounted is the receipt sweep's (`epochs::receipts::sweep_until`).
 pub async fn follow_peers(
     ledger: std::sync::Arc<EhashLedger>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sweeps = 0u64;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -101,14 +100,6 @@ pub async fn follow_peers(
         }
         if let Err(e) = ledger.epochs().refresh().await {
             tracing::warn!(error = %e, "re-reading the shared epoch ledger failed");
-        }
-        // A mint that died between its CDK commit and its settlement left rows that only a
-        // living mint can count until it restarts.
-        sweeps += 1;
-        if sweeps.is_multiple_of(5) {
-            if let Err(e) = ledger.epochs().settle_pending().await {
-                tracing::warn!(error = %e, "settling other mints' pending signatures failed");
-            }
         }
     }
 }

@@ -76,7 +76,7 @@ impl IssueReceipt {
 }
 
 /// One lane's key and what it stored.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Lane {
     key: String,
     totals: BTreeMap<String, u64>,
@@ -134,7 +134,8 @@ impl ReceiptLanes {
         });
         LaneGuard {
             lanes: self,
-            lane: Some(lane),
+            lane,
+            retired: false,
         }
     }
 
@@ -156,26 +157,20 @@ impl ReceiptLanes {
 #[derive(Debug)]
 pub struct LaneGuard<'a> {
     lanes: &'a ReceiptLanes,
-    lane: Option<Lane>,
+    lane: Lane,
+    retired: bool,
 }
 
 impl LaneGuard<'_> {
     /// The lane's receipt with `entries` added: what to store with them.
     pub fn receipt_with(&self, entries: impl IntoIterator<Item = ReceiptEntry>) -> IssueReceipt {
-        let Some(lane) = &self.lane else {
-            return IssueReceipt {
-                key: String::new(),
-                written_ms: 0,
-                entries: Vec::new(),
-            };
-        };
-        let mut totals = lane.totals.clone();
+        let mut totals = self.lane.totals.clone();
         for (k, a) in entries {
             let sum = totals.entry(k).or_default();
             *sum = sum.saturating_add(a);
         }
         IssueReceipt {
-            key: lane.key.clone(),
+            key: self.lane.key.clone(),
             written_ms: now_ms(),
             entries: totals.into_iter().collect(),
         }
@@ -183,32 +178,30 @@ impl LaneGuard<'_> {
 
     /// `receipt` was committed: the lane's totals are now its.
     pub fn committed(&mut self, receipt: &IssueReceipt) {
-        if let Some(lane) = &mut self.lane {
-            lane.totals = receipt.entries.iter().cloned().collect();
-            lane.written_ms = receipt.written_ms;
-        }
+        self.lane.totals = receipt.entries.iter().cloned().collect();
+        self.lane.written_ms = receipt.written_ms;
     }
 
     /// The commit failed and may or may not have reached the disk: the lane's stored total is
     /// unknown, so it is never written again and the sweep settles what it holds.
     pub fn retire(mut self) {
-        if let Some(lane) = self.lane.take() {
-            locked(&self.lanes.live).remove(&lane.key);
-        }
+        self.retired = true;
     }
 }
 
 impl Drop for LaneGuard<'_> {
     fn drop(&mut self) {
-        if let Some(lane) = self.lane.take() {
+        let lane = std::mem::take(&mut self.lane);
+        if self.retired {
+            locked(&self.lanes.live).remove(&lane.key);
+        } else {
             locked(&self.lanes.free).push(lane);
         }
     }
 }
 
 fn now_ms() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    u64::try_from(hashpool_ops_http::status::now_ms()).unwrap_or(0)
 }
 
 impl EpochBook {
@@ -286,7 +279,8 @@ impl EpochBook {
     }
 }
 
-/// Sweeps receipts every [`SWEEP_INTERVAL`] until shutdown.
+/// Every [`SWEEP_INTERVAL`] until shutdown, counts what signers left behind: receipts, and on a
+/// shared ledger the write-ahead rows of older versions.
 pub async fn sweep_until(
     ledger: std::sync::Arc<crate::EhashLedger>,
     shutdown: tokio_util::sync::CancellationToken,
@@ -297,6 +291,13 @@ pub async fn sweep_until(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        // Rows of an older mint that died between its CDK commit and its settlement only a
+        // living mint can count until it restarts.
+        if ledger.epochs().shared() {
+            if let Err(e) = ledger.epochs().settle_pending().await {
+                tracing::warn!(error = %e, "settling other mints' pending signatures failed");
+            }
         }
         if let Err(e) = ledger.epochs().sweep_receipts().await {
             tracing::warn!(error = %e, "sweeping issue receipts failed");
