@@ -7,6 +7,7 @@ use crate::epochs::receipts;
 use crate::EhashLedger;
 use cdk::nuts::{BlindSignature, PublicKey};
 use ehash_protocol::messages as m;
+use ehash_protocol::sign_batch as batch;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -173,11 +174,18 @@ async fn store_and_settle(
     fresh: &[&Signed],
 ) -> Result<(), String> {
     let mut lane = ledger.epochs().receipts().take();
-    let receipt = lane.receipt_with(
+    // Summed per keyset first: the id is formatted once per keyset, not once per share.
+    let per_keyset = batch::group_by_keyset(
         fresh
             .iter()
-            .map(|s| (s.message.keyset_id.to_string(), u64::from(s.message.amount))),
+            .map(|s| (s.message.keyset_id, s.message.amount)),
     );
+    let receipt = lane.receipt_with(per_keyset.into_iter().map(|(keyset, amounts)| {
+        let total = amounts
+            .into_iter()
+            .fold(0u64, |t, a| t.saturating_add(u64::from(a)));
+        (keyset.to_string(), total)
+    }));
     let messages: Vec<PublicKey> = fresh.iter().map(|s| s.message.blinded_secret).collect();
     let signatures: Vec<BlindSignature> = fresh.iter().map(|s| s.signature.clone()).collect();
     let (ns, sub) = receipts::NAMESPACE;
